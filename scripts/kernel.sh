@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Configure and build pinwb's test kernel (tinyconfig + .config.fragment), or
+# validate an existing tree given as KDIR=. Prints the build directory on stdout.
+#
+# The build directory is keyed by kernel version, fragment and toolchain, so a
+# warm run finds a finished build and returns at once.
+set -euo pipefail
+. "$(dirname "$0")/common.sh"
+
+fragment=${PINWB_FRAGMENT:-$PINWB_ROOT/.config.fragment}
+read -r -a MAKEVARS <<< "$(pinwb_make_vars)"
+jobs=$(nproc)
+
+# check_fragment BUILD FRAGMENT: every line of the fragment survived olddefconfig.
+check_fragment() {
+	local cfg=$1/.config bad=0 line opt
+	while IFS= read -r line; do
+		case "$line" in
+		CONFIG_*=*)
+			grep -qxF -- "$line" "$cfg" || {
+				opt=${line%%=*}
+				pinwb_log "fragment line lost: '$line' (config has: $(grep -E "^(# )?$opt[= ]" "$cfg" || echo 'nothing'))"
+				bad=1
+			}
+			;;
+		"# CONFIG_"*" is not set")
+			opt=${line#\# }; opt=${opt%% *}
+			if grep -q "^$opt=" "$cfg"; then
+				pinwb_log "fragment line lost: '$line' (config has: $(grep "^$opt=" "$cfg"))"
+				bad=1
+			fi
+			;;
+		esac
+	done < "$2"
+	[ $bad = 0 ] || pinwb_die "the kernel configuration dropped fragment options (see above); check their dependencies"
+}
+
+if [ -n "${KDIR:-}" ]; then
+	KDIR=$(cd "$KDIR" && pwd)
+	[ -f "$KDIR/.config" ] || pinwb_die "KDIR=$KDIR has no .config"
+	grep -qx CONFIG_RUST=y "$KDIR/.config" || pinwb_die "KDIR=$KDIR is not Rust-enabled (CONFIG_RUST is off)"
+	[ -f "$KDIR/Module.symvers" ] || pinwb_die "KDIR=$KDIR is not built (no Module.symvers)"
+	check_fragment "$KDIR" "$fragment"
+	"$PINWB_ROOT/scripts/layout-check.sh" "$KDIR" >&2
+	echo "$KDIR"
+	exit 0
+fi
+
+src=$("$PINWB_ROOT/scripts/kernel-source.sh")
+kver=$(cat "$src/.pinwb-extracted" | awk '{print $2}')
+toolchain="$(/usr/bin/rustc --version) $(clang$PINWB_LLVM --version | head -n1) $("$PINWB_TOOLS/bin/bindgen" --version)"
+key=$(printf '%s\n%s\n%s\n' "$kver" "$toolchain" "tinyconfig" | cat - "$fragment" | sha256sum | cut -c1-12)
+build=${PINWB_KBUILD:-$PINWB_CACHE/build/$(make -s -C "$src" kernelversion)-$key}
+
+if [ -f "$build/.pinwb-built" ]; then
+	pinwb_log "test kernel: $build (cached)"
+	echo "$build"
+	exit 0
+fi
+
+pinwb_log "building the test kernel in $build (about 10 minutes on 2 cores)"
+mkdir -p "$build"
+log=$build/build.log
+: > "$log"
+kmake() { make -C "$src" O="$build" "${MAKEVARS[@]}" "$@" >>"$log" 2>&1 || { tail -n 40 "$log" >&2; pinwb_die "kernel make $* failed (log: $log)"; }; }
+
+kmake tinyconfig
+# -m: merge only; a plain merge_config.sh runs its own make without our RUSTC
+# and Kconfig would silently drop CONFIG_RUST.
+"$src/scripts/kconfig/merge_config.sh" -m -O "$build" "$build/.config" "$fragment" >>"$log" 2>&1
+kmake olddefconfig
+check_fragment "$build" "$fragment"
+kmake -j"$jobs" all
+"$PINWB_ROOT/scripts/layout-check.sh" "$build" >&2
+printf '%s\n%s\n' "$kver" "$toolchain" > "$build/.pinwb-built"
+pinwb_log "test kernel: $build"
+echo "$build"
