@@ -1,0 +1,52 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# pinwb's front door. Everything downloaded or built for the kernel lives in
+# $(PINWB_CACHE) (default ~/.cache/pinwb); this tree gets the module objects
+# and build/ (selftests, initramfs, guest logs).
+#
+#   make check        build everything needed and run all tests in QEMU
+#   make run          boot the test kernel with pinwb loaded and show debugfs
+#   make shell        the same, with an interactive guest shell
+#   make run CMD='…' EXTRA='file…'   copy files into the guest (/extra) and run CMD there
+#
+# Pieces: setup (packages, bindgen), kernel (test kernel, or KDIR=), module,
+# selftests, layout-check. Add CLIPPY=1 to lint the Rust code while building.
+
+SHELL := /bin/bash
+S := scripts
+export KDIR CMD EXTRA CLIPPY PINWB_CACHE PINWB_TIMEOUT
+
+.PHONY: all setup kernel module selftests check run shell layout-check clean
+
+all: module selftests
+
+setup:
+	@$(S)/setup.sh
+
+kernel: setup
+	@$(S)/kernel.sh >/dev/null
+
+module: kernel
+	@$(S)/module.sh
+
+selftests: kernel
+	@$(S)/selftests.sh
+
+layout-check: kernel
+	@$(S)/layout-check.sh "$$($(S)/kernel.sh)"
+
+check: module selftests
+	@$(S)/vm.sh check
+
+run: module selftests
+	@$(S)/vm.sh run
+
+shell: module selftests
+	@$(S)/vm.sh shell
+
+clean:
+	@[ ! -d build ] || rm -rf build
+	@rm -f src/uapi_generated.rs
+	@find . \( -name '*.o' -o -name '*.ko' -o -name '*.mod' -o -name '*.mod.c' \
+		-o -name '.*.cmd' -o -name '.*.d' -o -name '*.rmeta' \) -delete
+	@rm -f modules.order Module.symvers

@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# vm.sh check|run|shell: pack an initramfs (busybox, pinwb.ko, the selftests,
+# EXTRA files) and boot the test kernel in QEMU.
+#
+#   check  run all tests; parse the TAP stream, scan the console log for
+#          splats; the last line is "N passed, N failed, N skipped".
+#   run    show what pinwb exposes; CMD='…' runs a command in the guest, in
+#          /extra where the EXTRA='file…' files are copied.
+#   shell  interactive guest shell on this terminal.
+#
+# Logs: build/logs/<mode>-<time>/{console.log,tap.log}; build/logs/latest.
+set -euo pipefail
+. "$(dirname "$0")/common.sh"
+
+mode=${1:?usage: vm.sh check|run|shell}
+kbuild=$("$PINWB_ROOT/scripts/kernel.sh")
+bzimage=$kbuild/arch/x86/boot/bzImage
+[ -f "$bzimage" ] || pinwb_die "no bzImage in $kbuild"
+
+out=$PINWB_ROOT/build
+logs=$out/logs/$mode-$(date +%Y%m%d-%H%M%S)
+mkdir -p "$logs"
+ln -sfn "$logs" "$out/logs/latest"
+
+# --- initramfs -------------------------------------------------------------
+stage=$out/initramfs
+rm -rf "$stage"
+mkdir -p "$stage"/{bin,sbin,usr/bin,usr/sbin,proc,sys,dev,tmp,etc/pinwb,lib/modules,selftests,extra,root}
+cp /bin/busybox "$stage/bin/busybox"
+ln -s busybox "$stage/bin/sh"
+cp "$PINWB_ROOT/scripts/guest/init" "$stage/init"
+cp "$PINWB_ROOT/scripts/guest/pinwb-guest" "$stage/bin/pinwb-guest"
+cp "$PINWB_ROOT/pinwb.ko" "$stage/lib/modules/"
+cp "$out"/selftests/* "$stage/selftests/" 2>/dev/null || true
+for f in ${EXTRA:-}; do cp -a "$f" "$stage/extra/"; done
+echo "$mode" > "$stage/etc/pinwb/mode"
+echo "${PINWB_CPUS:-2}" > "$stage/etc/pinwb/cpus"
+[ -z "${CMD:-}" ] || printf '%s\n' "$CMD" > "$stage/etc/pinwb/cmd"
+
+list=$out/initramfs.list
+{
+	echo "nod /dev/console 0600 0 0 c 5 1"
+	(cd "$stage" && find . -mindepth 1 | sort) | while read -r p; do
+		p=${p#.}
+		m=$(stat -c %a "$stage$p")
+		if [ -L "$stage$p" ]; then echo "slink $p $(readlink "$stage$p") 0777 0 0"
+		elif [ -d "$stage$p" ]; then echo "dir $p $m 0 0"
+		else echo "file $p $stage$p $m 0 0"; fi
+	done
+} > "$list"
+"$kbuild/usr/gen_init_cpio" "$list" | gzip -1 > "$out/initramfs.cpio.gz"
+
+# --- QEMU ------------------------------------------------------------------
+# TCG unless the host has real VMX/SVM: kvm_pvm (a software "VM" for nested
+# clouds) serves /dev/kvm on some machines and is far slower than TCG.
+accel=(-accel tcg)
+if [ -w /dev/kvm ] && [ ! -d /sys/module/kvm_pvm ] && grep -qwE 'vmx|svm' /proc/cpuinfo; then
+	accel=(-accel kvm -cpu host)
+fi
+# Without ACPI the guest finds CPUs in SeaBIOS's MP table, which lists one
+# CPU per socket: hence sockets, not cores.
+cpus=${PINWB_CPUS:-2}
+qemu=(qemu-system-x86_64 "${accel[@]}" -smp "$cpus,sockets=$cpus" -m "${PINWB_MEM:-1G}" -no-reboot
+	-kernel "$bzimage" -initrd "$out/initramfs.cpio.gz"
+	-append "console=ttyS0 panic=-1 rdinit=/init ${PINWB_APPEND:-}")
+
+if [ "$mode" = shell ]; then
+	exec "${qemu[@]}" -nographic -serial mon:stdio -serial null
+fi
+
+console=$logs/console.log
+tapf=$logs/tap.log
+: > "$tapf"
+timeout=${PINWB_TIMEOUT:-900}
+pinwb_log "booting $(basename "$kbuild") (${accel[*]}), logs in $logs"
+set +e
+tail -n +1 -f "$tapf" --pid=$$ &
+tailer=$!
+timeout --kill-after=10 "$timeout" "${qemu[@]}" -display none -monitor none \
+	-serial "file:$console" -serial "file:$tapf" </dev/null
+qrc=$?
+sleep 0.2
+kill $tailer 2>/dev/null
+set -e
+sed -i 's/\r$//' "$tapf" "$console"   # the serial lines end in CRLF
+
+problems=()
+[ $qrc = 124 ] && problems+=("the VM timed out after ${timeout}s (PINWB_TIMEOUT)")
+[ $qrc != 0 ] && [ $qrc != 124 ] && problems+=("QEMU exited with status $qrc")
+grep -q '^# pinwb-guest: done' "$tapf" || problems+=("the guest did not finish its run (crash, panic or hang)")
+splats=$(grep -nE 'BUG:|WARNING:|Oops|KASAN:|UBSAN:|possible circular locking|possible recursive locking|inconsistent lock state|INFO: task .* blocked|Kernel panic|general protection fault|unreferenced object|rcu_.*detected stall' "$console" || true)
+[ -z "$splats" ] || problems+=("the guest log shows kernel splats:
+$(sed "s|^|  $console:|" <<< "$splats")")
+
+if [ "$mode" = run ]; then
+	for p in "${problems[@]}"; do pinwb_log "$p"; done
+	[ ${#problems[@]} = 0 ] || exit 1
+	# The status of CMD, if one was run.
+	exit "$(sed -n 's/^# exit status: \([0-9]*\)$/\1/p' "$tapf" | tail -n1 | grep . || echo 0)"
+fi
+
+passed=$(grep -cE '^ok [0-9]+ ' "$tapf" | head -n1 || true)
+skipped=$(grep -cE '^ok [0-9]+ .*# (SKIP|skip)' "$tapf" || true)
+failed=$(grep -cE '^not ok [0-9]+ ' "$tapf" || true)
+passed=$((passed - skipped))
+if [ "$failed" != 0 ]; then
+	echo "failed tests:"
+	grep -E '^not ok [0-9]+ ' "$tapf" | sed 's/^/  /'
+fi
+for p in "${problems[@]}"; do echo "pinwb: $p"; done
+failed=$((failed + ${#problems[@]}))
+[ "$passed" != 0 ] || { echo "pinwb: no test passed"; failed=$((failed + 1)); }
+echo "logs: $logs"
+echo "$passed passed, $failed failed, $skipped skipped"
+[ "$failed" = 0 ]
