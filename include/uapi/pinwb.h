@@ -12,12 +12,76 @@
 #include <linux/types.h>
 
 /* Bumped on every incompatible change of this header. */
-#define PINWB_ABI_VERSION	1
+#define PINWB_ABI_VERSION	2
 
 /* 0xB9 is unassigned in Documentation/userspace-api/ioctl/ioctl-number.rst. */
 #define PINWB_IOC_MAGIC		0xB9
 
 /* Returns PINWB_ABI_VERSION (as the ioctl's return value, as KVM does). */
 #define PINWB_IOC_VERSION	_IO(PINWB_IOC_MAGIC, 0x00)
+
+/*
+ * PINWB_IOC_PIN: pin every page that [addr, addr + len) touches, and keep the
+ * pin, owned by the open file, until PINWB_IOC_UNPIN or the last close.
+ */
+#define PINWB_PIN_LONGTERM	(1U << 0)	/* FOLL_LONGTERM */
+#define PINWB_PIN_WRITE		(1U << 1)	/* FOLL_WRITE */
+#define PINWB_PIN_FAST		(1U << 2)	/* pin_user_pages_fast() */
+#define PINWB_PIN_GET		(1U << 3)	/* get_user_pages*(): references, not FOLL_PIN */
+#define PINWB_PIN_FLAGS		(PINWB_PIN_LONGTERM | PINWB_PIN_WRITE | \
+				 PINWB_PIN_FAST | PINWB_PIN_GET)
+
+struct pinwb_pin {
+	__u64 addr;		/* in: first byte of the range (any alignment) */
+	__u64 len;		/* in: length in bytes, > 0 */
+	__u32 flags;		/* in: PINWB_PIN_* */
+	__u32 handle;		/* out: non-zero, unique among this file's live pins */
+	__u64 nr_pages;		/* out: pages pinned (every page the range touches) */
+	__u64 reserved[4];	/* must be zero */
+};
+
+/* PINWB_IOC_UNPIN: release a pin. */
+#define PINWB_UNPIN_DIRTY	(1U << 0)	/* mark the pages dirty: unpin_user_pages_dirty_lock(, true) */
+#define PINWB_UNPIN_FLAGS	PINWB_UNPIN_DIRTY
+
+struct pinwb_unpin {
+	__u32 handle;		/* in */
+	__u32 flags;		/* in: PINWB_UNPIN_* */
+	__u64 reserved[2];	/* must be zero */
+};
+
+/* PINWB_IOC_QUERY: describe a live pin of this file. */
+struct pinwb_query {
+	__u32 handle;		/* in */
+	__u32 flags;		/* out: the PINWB_PIN_* flags it was made with */
+	__u64 addr;		/* out: as given to PINWB_IOC_PIN */
+	__u64 len;		/* out: as given to PINWB_IOC_PIN */
+	__u64 nr_pages;		/* out */
+	__s32 owner_pid;	/* out: thread group id of the pinning process (init pid namespace) */
+	__u32 reserved0;	/* must be zero */
+	__u64 age_ns;		/* out: time since the pin was made */
+	__u64 reserved[4];	/* must be zero */
+};
+
+/*
+ * PINWB_IOC_PAGE_STATE: what pinwb and mm know about the folio that backs the
+ * page at addr in the caller's address space (looked up without pinning).
+ */
+#define PINWB_PAGE_DMA_PINNED	(1U << 0)	/* folio_maybe_dma_pinned() */
+#define PINWB_PAGE_ANON		(1U << 1)	/* anonymous memory */
+
+struct pinwb_page_state {
+	__u64 addr;		/* in */
+	__u32 flags;		/* out: PINWB_PAGE_* */
+	__u32 reserved0;	/* must be zero */
+	__u64 longterm;		/* out: pinwb's FOLL_LONGTERM pins of pages of this folio */
+	__u64 shortterm;	/* out: pinwb's other FOLL_PIN pins of pages of this folio */
+	__u64 reserved[4];	/* must be zero */
+};
+
+#define PINWB_IOC_PIN		_IOWR(PINWB_IOC_MAGIC, 0x01, struct pinwb_pin)
+#define PINWB_IOC_UNPIN		_IOW(PINWB_IOC_MAGIC, 0x02, struct pinwb_unpin)
+#define PINWB_IOC_QUERY		_IOWR(PINWB_IOC_MAGIC, 0x03, struct pinwb_query)
+#define PINWB_IOC_PAGE_STATE	_IOWR(PINWB_IOC_MAGIC, 0x04, struct pinwb_page_state)
 
 #endif /* _UAPI_LINUX_PINWB_H */
