@@ -1,0 +1,255 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Which folios pinwb pins, and how: long-term and short-term pin counts per
+//! folio, keyed by the folio's PFN.
+//!
+//! `folio_maybe_dma_pinned()` says only "maybe pinned, by someone". Writeback
+//! policies need more: whether the pin is pinwb's and whether it is long-term,
+//! for every pinned folio they meet, in O(1). This is a single XArray of
+//! value entries (no allocation per folio beyond XArray nodes), updated when
+//! pins are made and released, read locklessly under RCU by `xa_load()`.
+//!
+//! Only `FOLL_PIN` pins are indexed: `get_user_pages()` references are as
+//! invisible here as they are to `folio_maybe_dma_pinned()`.
+
+use crate::helpers::{pinwb_page_folio_pfn, pinwb_xa_mk_value, pinwb_xa_to_value};
+use crate::request::Kind;
+use kernel::{bindings, prelude::*, types::Opaque};
+
+/// Each count has 31 bits of an XArray value entry (which holds 63 bits).
+const COUNT_BITS: u32 = 31;
+const COUNT_MASK: usize = (1 << COUNT_BITS) - 1;
+
+/// pinwb's pins of one folio.
+#[derive(Clone, Copy, Default, PartialEq, Eq, Debug)]
+pub(crate) struct FolioPins {
+    pub(crate) longterm: usize,
+    pub(crate) shortterm: usize,
+}
+
+impl FolioPins {
+    fn encode(self) -> usize {
+        (self.shortterm << COUNT_BITS) | self.longterm
+    }
+
+    fn decode(v: usize) -> Self {
+        FolioPins {
+            longterm: v & COUNT_MASK,
+            shortterm: (v >> COUNT_BITS) & COUNT_MASK,
+        }
+    }
+
+    /// Adds (`delta > 0`) or removes pins of `kind`; `None` on over- or underflow.
+    fn apply(self, kind: Kind, delta: isize) -> Option<Self> {
+        let mut new = self;
+        let count = match kind {
+            Kind::LongTerm => &mut new.longterm,
+            Kind::ShortTerm => &mut new.shortterm,
+            Kind::Get => return Some(self),
+        };
+        *count = count
+            .checked_add_signed(delta)
+            .filter(|&c| c <= COUNT_MASK)?;
+        Some(new)
+    }
+
+    pub(crate) fn is_empty(self) -> bool {
+        self.longterm == 0 && self.shortterm == 0
+    }
+}
+
+/// The index itself.
+///
+/// # Invariants
+///
+/// After [`FolioIndex::init`], `xa` is an initialised XArray whose entries are
+/// value entries encoding non-empty [`FolioPins`].
+pub(crate) struct FolioIndex {
+    xa: Opaque<bindings::xarray>,
+}
+
+// SAFETY: The XArray has its own lock for updates and RCU for lookups; updates
+// are further serialised by `UPDATE` (see `FolioIndex::update`).
+unsafe impl Sync for FolioIndex {}
+
+kernel::sync::global_lock! {
+    // SAFETY: Initialised in module init, before any pin can be made.
+    unsafe(uninit) static UPDATE: Mutex<()> = ();
+}
+
+/// The one index of the module.
+pub(crate) static INDEX: FolioIndex = FolioIndex {
+    xa: Opaque::uninit(),
+};
+
+impl FolioIndex {
+    /// Initialises the index.
+    ///
+    /// # Safety
+    ///
+    /// Must be called exactly once, in module init, before any other method.
+    pub(crate) unsafe fn init(&'static self) {
+        // SAFETY: Called once before any use, as the caller guarantees.
+        unsafe { UPDATE.init() };
+        // SAFETY: `xa` is valid memory for an xarray and not yet in use.
+        // INVARIANT: The XArray is initialised and empty.
+        unsafe { bindings::xa_init_flags(self.xa.get(), 0) };
+    }
+
+    /// Frees the index at module exit. All pins are gone by then (every open
+    /// file holds a module reference), so it is empty.
+    ///
+    /// # Safety
+    ///
+    /// Must be called once, at module exit, after the last use.
+    pub(crate) unsafe fn destroy(&self) {
+        // SAFETY: `xa` was initialised in `init` and nobody uses it any more.
+        unsafe { bindings::xa_destroy(self.xa.get()) };
+    }
+
+    /// Counts `pages` (all of one pin, of `kind`) in or out of the index.
+    ///
+    /// Read-modify-write of one entry must not race with another, and
+    /// `xa_store()` may sleep to allocate nodes: `UPDATE` serialises updaters,
+    /// lookups stay lockless.
+    fn update(&self, pages: &[*mut bindings::page], kind: Kind, delta: isize) {
+        if kind == Kind::Get {
+            return;
+        }
+        let _guard = UPDATE.lock();
+        for &page in pages {
+            // SAFETY: `page` is a page that the caller holds pinned.
+            let pfn = unsafe { pinwb_page_folio_pfn(page) };
+            let old = self.lookup_pfn(pfn);
+            let Some(new) = old.apply(kind, delta) else {
+                // Cannot happen: gup refuses far fewer pins than 2^31 per folio, and
+                // every removal matches an earlier addition.
+                pr_err!("pinwb: folio index count overflow at pfn {pfn:#x}\n");
+                continue;
+            };
+            if new.is_empty() {
+                // SAFETY: `xa` is initialised (type invariant).
+                unsafe { bindings::xa_erase(self.xa.get(), pfn) };
+            } else {
+                // SAFETY: `xa` is initialised; a value entry needs no memory management.
+                // INVARIANT: `new` is not empty.
+                let old = unsafe {
+                    bindings::xa_store(
+                        self.xa.get(),
+                        pfn,
+                        pinwb_xa_mk_value(new.encode()),
+                        bindings::GFP_KERNEL,
+                    )
+                };
+                // SAFETY: `xa_err` only inspects the pointer value.
+                if unsafe { bindings::xa_err(old) } != 0 {
+                    // Out of memory for an XArray node: this folio is not indexed and looks
+                    // like a foreign pin to writeback, which policies treat as long-term.
+                    pr_warn!("pinwb: folio index: no memory to index pfn {pfn:#x}\n");
+                }
+            }
+        }
+    }
+
+    /// Records the pages of a new pin.
+    pub(crate) fn add(&self, pages: &[*mut bindings::page], kind: Kind) {
+        self.update(pages, kind, 1)
+    }
+
+    /// Forgets the pages of a pin that is being released.
+    pub(crate) fn remove(&self, pages: &[*mut bindings::page], kind: Kind) {
+        self.update(pages, kind, -1)
+    }
+
+    /// pinwb's pins of the folio whose PFN is `pfn`.
+    pub(crate) fn lookup_pfn(&self, pfn: usize) -> FolioPins {
+        // SAFETY: `xa` is initialised (type invariant); `xa_load` takes the RCU read lock.
+        let entry = unsafe { bindings::xa_load(self.xa.get(), pfn) };
+        if entry.is_null() {
+            return FolioPins::default();
+        }
+        // SAFETY: Every entry is a value entry (type invariant).
+        FolioPins::decode(unsafe { pinwb_xa_to_value(entry) })
+    }
+
+    /// pinwb's pins of the folio that holds `page`.
+    ///
+    /// # Safety
+    ///
+    /// `page` must be a valid page that the caller holds a reference on.
+    pub(crate) unsafe fn lookup_page(&self, page: *mut bindings::page) -> FolioPins {
+        // SAFETY: As the caller guarantees.
+        self.lookup_pfn(unsafe { pinwb_page_folio_pfn(page) })
+    }
+}
+
+#[kunit_tests(pinwb_folio_index)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encode_roundtrip() {
+        for p in [
+            FolioPins::default(),
+            FolioPins {
+                longterm: 1,
+                shortterm: 0,
+            },
+            FolioPins {
+                longterm: 0,
+                shortterm: 1,
+            },
+            FolioPins {
+                longterm: COUNT_MASK,
+                shortterm: COUNT_MASK,
+            },
+        ] {
+            assert_eq!(FolioPins::decode(p.encode()), p);
+        }
+        // Fits an XArray value entry (at most 63 bits).
+        assert!(
+            FolioPins {
+                longterm: COUNT_MASK,
+                shortterm: COUNT_MASK
+            }
+            .encode()
+                <= isize::MAX as usize
+        );
+    }
+
+    #[test]
+    fn apply_counts_by_kind() {
+        let p = FolioPins::default();
+        let p = p.apply(Kind::LongTerm, 1).unwrap();
+        let p = p.apply(Kind::ShortTerm, 1).unwrap();
+        let p = p.apply(Kind::LongTerm, 1).unwrap();
+        assert_eq!(
+            p,
+            FolioPins {
+                longterm: 2,
+                shortterm: 1
+            }
+        );
+        assert_eq!(p.apply(Kind::Get, 1), Some(p));
+        let p = p.apply(Kind::LongTerm, -2).unwrap();
+        assert_eq!(
+            p,
+            FolioPins {
+                longterm: 0,
+                shortterm: 1
+            }
+        );
+        assert!(!p.is_empty());
+        assert!(p.apply(Kind::ShortTerm, -1).unwrap().is_empty());
+    }
+
+    #[test]
+    fn apply_refuses_under_and_overflow() {
+        assert_eq!(FolioPins::default().apply(Kind::LongTerm, -1), None);
+        let full = FolioPins {
+            longterm: COUNT_MASK,
+            shortterm: 0,
+        };
+        assert_eq!(full.apply(Kind::LongTerm, 1), None);
+    }
+}
