@@ -1,13 +1,45 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! `/dev/pinwb`: the misc device and its ioctls.
+//! `/dev/pinwb`: the misc device, its ioctls, and the pins each open file owns.
 
-use crate::defs;
+use crate::helpers::{pinwb_page_is_anon, pinwb_page_maybe_dma_pinned, pinwb_put_page};
+use crate::{
+    defs::{self, pinwb_page_state, pinwb_pin, pinwb_query, pinwb_unpin},
+    folio_index::INDEX,
+    module_parameters,
+    pin::PinRecord,
+    request,
+    stats::COUNTERS,
+};
+use core::fmt;
 use kernel::{
+    bindings,
     fs::File,
+    ioctl::_IOC_SIZE,
     miscdevice::{MiscDevice, MiscDeviceOptions, MiscDeviceRegistration},
     prelude::*,
+    sync::{
+        atomic::{Atomic, Relaxed},
+        Arc, ArcBorrow,
+    },
+    uaccess::{UserSlice, UserSliceReader, UserSliceWriter},
+    xarray::{AllocKind, XArray},
 };
+
+kernel::sync::global_lock! {
+    // SAFETY: Initialised in module init, before the device is registered.
+    unsafe(uninit) static FILES: Mutex<KVec<Arc<PinwbFile>>> = KVec::new();
+}
+
+/// Initialises this file's globals.
+///
+/// # Safety
+///
+/// Must be called once, in module init, before [`register`].
+pub(crate) unsafe fn init() {
+    // SAFETY: Called once before the device exists, as the caller guarantees.
+    unsafe { FILES.init() };
+}
 
 /// Registers `/dev/pinwb`.
 ///
@@ -18,21 +50,238 @@ pub(crate) fn register() -> impl PinInit<MiscDeviceRegistration<PinwbFile>, Erro
     MiscDeviceRegistration::register(MiscDeviceOptions { name: c"pinwb" })
 }
 
-/// The state of one open file of `/dev/pinwb`.
-pub(crate) struct PinwbFile;
+/// The state of one open file of `/dev/pinwb`: its pins, keyed by handle.
+///
+/// Closing the file (its last reference, wherever it was inherited to)
+/// drops the XArray and with it every pin.
+#[pin_data]
+pub(crate) struct PinwbFile {
+    #[pin]
+    pins: XArray<KBox<PinRecord>>,
+    /// The next handle to try; handles are given out cyclically and never 0.
+    next_handle: Atomic<u32>,
+    /// Live pins, for the per-file limit.
+    nr_pins: Atomic<u32>,
+}
 
 #[vtable]
 impl MiscDevice for PinwbFile {
-    type Ptr = KBox<Self>;
+    type Ptr = Arc<Self>;
 
-    fn open(_file: &File, _misc: &MiscDeviceRegistration<Self>) -> Result<KBox<Self>> {
-        KBox::new(PinwbFile, GFP_KERNEL).map_err(Into::into)
+    fn open(_file: &File, _misc: &MiscDeviceRegistration<Self>) -> Result<Arc<Self>> {
+        let me = Arc::pin_init(
+            pin_init!(PinwbFile {
+                pins <- XArray::new(AllocKind::Alloc1),
+                next_handle: Atomic::new(1),
+                nr_pins: Atomic::new(0),
+            }),
+            GFP_KERNEL,
+        )?;
+        FILES.lock().push(me.clone(), GFP_KERNEL)?;
+        Ok(me)
     }
 
-    fn ioctl(_me: &PinwbFile, _file: &File, cmd: u32, _arg: usize) -> Result<isize> {
+    fn release(me: Arc<Self>, _file: &File) {
+        let mut files = FILES.lock();
+        if let Some(i) = files.iter().position(|f| Arc::ptr_eq(f, &me)) {
+            let _ = files.remove(i);
+        }
+        // The pins are released when the last `Arc` goes, here or after a concurrent
+        // debugfs read of `pins`, never under a spinlock.
+    }
+
+    fn ioctl(me: ArcBorrow<'_, Self>, _file: &File, cmd: u32, arg: usize) -> Result<isize> {
+        let user = UserSlice::new(UserPtr::from_addr(arg), _IOC_SIZE(cmd));
         match cmd {
             defs::PINWB_IOC_VERSION => Ok(defs::PINWB_ABI_VERSION as isize),
+            defs::PINWB_IOC_PIN => {
+                let (r, w) = user.reader_writer();
+                me.pin(r, w).map(|()| 0)
+            }
+            defs::PINWB_IOC_UNPIN => me.unpin(user.reader()).map(|()| 0),
+            defs::PINWB_IOC_QUERY => {
+                let (r, w) = user.reader_writer();
+                me.query(r, w).map(|()| 0)
+            }
+            defs::PINWB_IOC_PAGE_STATE => {
+                let (r, w) = user.reader_writer();
+                page_state(r, w).map(|()| 0)
+            }
             _ => Err(ENOTTY),
         }
     }
+}
+
+impl PinwbFile {
+    fn pin(&self, mut r: UserSliceReader, mut w: UserSliceWriter) -> Result {
+        COUNTERS.pin_calls.add(1, Relaxed);
+        let ret = self.try_pin(&mut r, &mut w);
+        if ret.is_err() {
+            COUNTERS.pin_errors.add(1, Relaxed);
+        }
+        ret
+    }
+
+    fn try_pin(&self, r: &mut UserSliceReader, w: &mut UserSliceWriter) -> Result {
+        let mut args: pinwb_pin = r.read()?;
+        let req = request::validate_pin(&args, module_parameters::max_pages_per_pin.value())?;
+        // Reserve a slot in the per-file limit first, so that concurrent pins cannot exceed it.
+        let max = module_parameters::max_pins_per_file.value();
+        if self.nr_pins.fetch_add(1, Relaxed) >= max {
+            self.nr_pins.fetch_sub(1, Relaxed);
+            return Err(ENOSPC);
+        }
+        let ret = self.pin_and_store(&req, &mut args, w);
+        if ret.is_err() {
+            self.nr_pins.fetch_sub(1, Relaxed);
+        }
+        ret
+    }
+
+    fn pin_and_store(
+        &self,
+        req: &request::PinRequest,
+        args: &mut pinwb_pin,
+        w: &mut UserSliceWriter,
+    ) -> Result {
+        let mut record = PinRecord::new(req, args.addr, args.len, args.flags)?;
+        let handle;
+        let mut guard = self.pins.lock();
+        // A free handle exists: live pins are far fewer than 2^32 - 1 (per-file limit).
+        loop {
+            let h = self.next_handle.fetch_add(1, Relaxed);
+            if h != 0 && guard.get(h as usize).is_none() {
+                handle = h;
+                break;
+            }
+        }
+        record.handle = handle;
+        args.handle = handle;
+        args.nr_pages = record.nr_pages() as u64;
+        if let Err(e) = guard.store(handle as usize, record, GFP_KERNEL) {
+            // Release the pages outside the spinlock: unpinning may sleep.
+            drop(guard);
+            drop(e.value);
+            return Err(e.error);
+        }
+        drop(guard);
+        if let Err(e) = w.write(&*args) {
+            // Userspace cannot learn the handle: do not leave an unreachable pin behind.
+            let record = self.pins.lock().remove(handle as usize);
+            drop(record);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    fn unpin(&self, mut r: UserSliceReader) -> Result {
+        COUNTERS.unpin_calls.add(1, Relaxed);
+        let args: pinwb_unpin = r.read()?;
+        let (handle, dirty) = request::validate_unpin(&args)?;
+        // Take the record out under the lock; release its pages after dropping it.
+        let record = self.pins.lock().remove(handle as usize).ok_or(ENOENT)?;
+        self.nr_pins.fetch_sub(1, Relaxed);
+        if dirty {
+            record.release_dirty();
+        } else {
+            drop(record);
+        }
+        Ok(())
+    }
+
+    fn query(&self, mut r: UserSliceReader, mut w: UserSliceWriter) -> Result {
+        let mut args: pinwb_query = r.read()?;
+        if args.reserved0 != 0 || args.reserved.iter().any(|&x| x != 0) {
+            return Err(EINVAL);
+        }
+        {
+            let guard = self.pins.lock();
+            let p = guard.get(args.handle as usize).ok_or(ENOENT)?;
+            args.flags = p.flags;
+            args.addr = p.addr;
+            args.len = p.len;
+            args.nr_pages = p.nr_pages() as u64;
+            args.owner_pid = p.owner_tgid;
+            args.age_ns = p.created.elapsed().as_nanos() as u64;
+        }
+        w.write(&args)
+    }
+
+    /// Writes one line per live pin of this file to `f`.
+    fn show(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let guard = self.pins.lock();
+        let (mut seen, live) = (0, self.nr_pins.load(Relaxed));
+        // The Rust XArray has no iterator in 7.3: walk the handles given out so far, stopping
+        // once every live pin was seen. Only debugfs reads pay for this.
+        let last = self.next_handle.load(Relaxed);
+        let mut h = 1u32;
+        while seen < live && h != last {
+            if let Some(p) = guard.get(h as usize) {
+                seen += 1;
+                writeln!(
+                    f,
+                    "{:>6} {:>7} {:<16} {:#018x} {:>10} {:>8} {:<9} {:>10}",
+                    p.handle,
+                    p.owner_tgid,
+                    p.owner_comm(),
+                    p.addr,
+                    p.len,
+                    p.nr_pages(),
+                    p.kind().name(),
+                    p.created.elapsed().as_millis()
+                )?;
+            }
+            h = h.wrapping_add(1);
+        }
+        Ok(())
+    }
+}
+
+/// Writes the debugfs `pins` listing: every live pin of every open file.
+pub(crate) fn show_pins(f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    writeln!(
+        f,
+        "{:>6} {:>7} {:<16} {:>18} {:>10} {:>8} {:<9} {:>10}",
+        "handle", "pid", "comm", "addr", "len", "pages", "kind", "age_ms"
+    )?;
+    for file in FILES.lock().iter() {
+        file.show(f)?;
+    }
+    Ok(())
+}
+
+/// `PINWB_IOC_PAGE_STATE`: what pinwb's index and mm say about the folio at
+/// an address. The page is looked up with a temporary reference (faulting it
+/// in for reading if needed), which does not disturb either answer.
+fn page_state(mut r: UserSliceReader, mut w: UserSliceWriter) -> Result {
+    let mut args: pinwb_page_state = r.read()?;
+    if args.reserved0 != 0 || args.reserved.iter().any(|&x| x != 0) {
+        return Err(EINVAL);
+    }
+    let addr = usize::try_from(args.addr).map_err(|_| EFAULT)?;
+    let mut page: *mut bindings::page = core::ptr::null_mut();
+    // SAFETY: `page` has room for one pointer; no lock is held (the fast variant takes it).
+    let got = unsafe { bindings::get_user_pages_fast(addr, 1, 0, &mut page) };
+    if got != 1 {
+        return Err(if got < 0 {
+            Error::from_errno(got)
+        } else {
+            EFAULT
+        });
+    }
+    // SAFETY: We hold a reference on `page` until the put below.
+    let (pins, dma, anon) = unsafe {
+        (
+            INDEX.lookup_page(page),
+            pinwb_page_maybe_dma_pinned(page),
+            pinwb_page_is_anon(page),
+        )
+    };
+    // SAFETY: Drops the reference taken above.
+    unsafe { pinwb_put_page(page) };
+    args.flags = if dma { defs::PINWB_PAGE_DMA_PINNED } else { 0 }
+        | if anon { defs::PINWB_PAGE_ANON } else { 0 };
+    args.longterm = pins.longterm as u64;
+    args.shortterm = pins.shortterm as u64;
+    w.write(&args)
 }

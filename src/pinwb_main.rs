@@ -7,13 +7,21 @@
 //! its own file:
 //!
 //! - [`defs`]: the ioctl ABI, generated from `include/uapi/pinwb.h`.
-//! - [`device`]: `/dev/pinwb`, one [`device::PinwbFile`] per open file.
-//! - [`stats`]: the debugfs directory `/sys/kernel/debug/pinwb/`.
+//! - [`request`]: validation of ioctl arguments, page arithmetic.
+//! - [`pin`]: one pin: gup, `pinned_vm` accounting, release.
+//! - [`folio_index`]: which folios pinwb pins, long- or short-term.
+//! - [`device`]: `/dev/pinwb` and the pins each open file owns.
+//! - [`helpers`]: the C wrappers of `helpers.c`.
+//! - [`stats`]: counters and the debugfs directory `/sys/kernel/debug/pinwb/`.
 
 use kernel::{miscdevice::MiscDeviceRegistration, prelude::*};
 
 mod defs;
 mod device;
+mod folio_index;
+mod helpers;
+mod pin;
+mod request;
 mod stats;
 
 module! {
@@ -22,15 +30,25 @@ module! {
     authors: ["pinwb developers"],
     description: "Pinned user pages versus page cache writeback: test device and filesystem",
     license: "GPL",
+    params: {
+        max_pages_per_pin: u64 {
+            default: 1 << 20,
+            description: "Largest pin in pages (PINWB_IOC_PIN fails with E2BIG beyond it)",
+        },
+        max_pins_per_file: u32 {
+            default: 16384,
+            description: "Live pins per open file (PINWB_IOC_PIN fails with ENOSPC beyond it)",
+        },
+    },
 }
 
 /// The module's version, shown in debugfs beside the ABI version.
-pub(crate) const PINWB_VERSION: &str = "0.1.0";
+pub(crate) const PINWB_VERSION: &str = "0.2.0";
 
-#[pin_data]
+#[pin_data(PinnedDrop)]
 struct PinwbModule {
-    // Fields drop in declaration order: the device goes first, so no new open
-    // can find a half-removed debugfs directory.
+    // Fields drop in declaration order: the device goes first. No pin can be
+    // live by then: every open file holds a reference on the module.
     #[pin]
     _miscdev: MiscDeviceRegistration<device::PinwbFile>,
     #[pin]
@@ -39,9 +57,24 @@ struct PinwbModule {
 
 impl kernel::InPlaceModule for PinwbModule {
     fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
+        // SAFETY: Module init runs once, before anything can use these globals.
+        unsafe {
+            folio_index::INDEX.init();
+            device::init();
+        }
         try_pin_init!(Self {
-            _stats <- stats::Stats::new(),
+            _stats <- stats::create(),
             _miscdev <- device::register(),
         })
+    }
+}
+
+#[pinned_drop]
+impl PinnedDrop for PinwbModule {
+    fn drop(self: Pin<&mut Self>) {
+        // SAFETY: Module exit: no file is open (each holds a module reference), so no pin
+        // exists and nobody uses the index any more. The device and debugfs are removed
+        // after this, when the fields drop; neither touches the index.
+        unsafe { folio_index::INDEX.destroy() };
     }
 }

@@ -1,0 +1,268 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! One pin: the pages of a user range, taken with gup, charged to the pinning
+//! process, and given back exactly once when the record is dropped.
+
+use crate::helpers::{pinwb_put_page, pinwb_rlimit_memlock};
+use crate::{
+    folio_index::INDEX,
+    request::{Kind, PinRequest},
+    stats::COUNTERS,
+};
+use kernel::{
+    bindings,
+    mm::Mm,
+    page::{PAGE_SHIFT, PAGE_SIZE},
+    prelude::*,
+    sync::{aref::ARef, atomic::Relaxed},
+    time::{Instant, Monotonic},
+};
+
+/// Pages asked of gup per call, so that `pin_user_pages_fast()`'s `int`
+/// count never overflows and the mmap lock is dropped now and then.
+const GUP_BATCH: usize = 1 << 16;
+
+/// Length of `task_struct::comm`.
+const COMM_LEN: usize = 16;
+
+/// `pinned_vm` pages charged to an mm, uncharged on drop.
+///
+/// Like RDMA's umem: the pinning process's `mm->pinned_vm` grows by the pin's
+/// pages, and the pin is refused with `ENOMEM` beyond `RLIMIT_MEMLOCK` unless
+/// the process has `CAP_IPC_LOCK`. The mm is held with `mmgrab`, so the charge
+/// is returned even after the process has exited.
+struct Charge {
+    mm: ARef<Mm>,
+    pages: usize,
+}
+
+impl Charge {
+    fn new(mm: ARef<Mm>, pages: usize) -> Result<Self> {
+        let delta = i64::try_from(pages).map_err(|_| ENOMEM)?;
+        // SAFETY: `mm` is a valid mm_struct (held by the `ARef`); `pinned_vm` is an atomic64_t.
+        let pinned_vm = unsafe { &raw mut (*mm.as_raw()).__bindgen_anon_1.pinned_vm };
+        // SAFETY: `pinned_vm` is valid, see above.
+        let now = unsafe { bindings::atomic64_add_return(delta, pinned_vm) };
+        // SAFETY: Plain function calls on the current task.
+        let limit = unsafe { pinwb_rlimit_memlock() } >> PAGE_SHIFT;
+        // `now` is positive: every charge is uncharged by the same amount.
+        // SAFETY: Plain function call on the current task.
+        if now as u64 > limit as u64 && !unsafe { bindings::capable(bindings::CAP_IPC_LOCK as i32) }
+        {
+            // SAFETY: As above; returns what was just added.
+            unsafe { bindings::atomic64_sub(delta, pinned_vm) };
+            return Err(ENOMEM);
+        }
+        Ok(Charge { mm, pages })
+    }
+}
+
+impl Drop for Charge {
+    fn drop(&mut self) {
+        // SAFETY: `mm` is valid (held by the `ARef`); this returns exactly what `new` added.
+        unsafe {
+            bindings::atomic64_sub(
+                self.pages as i64,
+                &raw mut (*self.mm.as_raw()).__bindgen_anon_1.pinned_vm,
+            )
+        };
+    }
+}
+
+/// Pages held from gup.
+///
+/// # Invariants
+///
+/// Every entry of `pages` is a page held by one reference of `kind`: a
+/// `FOLL_PIN` pin for [`Kind::LongTerm`]/[`Kind::ShortTerm`], a plain
+/// reference for [`Kind::Get`].
+struct HeldPages {
+    pages: KVVec<*mut bindings::page>,
+    kind: Kind,
+    dirty: bool,
+}
+
+impl HeldPages {
+    /// Gives every page back, marking it dirty first if asked to.
+    fn release(&mut self) {
+        let n = self.pages.len();
+        if n == 0 {
+            return;
+        }
+        match self.kind {
+            Kind::LongTerm | Kind::ShortTerm => {
+                // SAFETY: The pages are FOLL_PIN pins (type invariant), released once here.
+                unsafe {
+                    bindings::unpin_user_pages_dirty_lock(self.pages.as_mut_ptr(), n, self.dirty)
+                }
+            }
+            Kind::Get => {
+                for &page in self.pages.iter() {
+                    if self.dirty {
+                        // SAFETY: We hold a reference on `page` (type invariant).
+                        unsafe { bindings::set_page_dirty_lock(page) };
+                    }
+                    // SAFETY: Drops the reference taken by get_user_pages (type invariant).
+                    unsafe { pinwb_put_page(page) };
+                }
+            }
+        }
+        // INVARIANT: No page is held any more.
+        self.pages.clear();
+    }
+}
+
+impl Drop for HeldPages {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+/// A live pin, owned by one open file of `/dev/pinwb`.
+pub(crate) struct PinRecord {
+    pub(crate) handle: u32,
+    pub(crate) addr: u64,
+    pub(crate) len: u64,
+    pub(crate) flags: u32,
+    pub(crate) owner_tgid: i32,
+    owner_comm: [u8; COMM_LEN],
+    pub(crate) created: Instant<Monotonic>,
+    held: HeldPages,
+    // Dropped after `held`: the charge lasts as long as the pages are held.
+    _charge: Charge,
+}
+
+// SAFETY: The raw page pointers are references that this record owns; pages may be
+// released from any thread, and `&PinRecord` gives no access that could race.
+unsafe impl Send for PinRecord {}
+// SAFETY: See above; shared access only reads immutable fields.
+unsafe impl Sync for PinRecord {}
+
+impl PinRecord {
+    /// Pins the pages of `req` in the current process.
+    ///
+    /// On any error nothing stays pinned or charged: the partially built
+    /// record's drop gives everything back.
+    pub(crate) fn new(req: &PinRequest, addr: u64, len: u64, flags: u32) -> Result<KBox<Self>> {
+        let task = kernel::current!();
+        let mm = task.mm().ok_or(EFAULT)?;
+        let charge = Charge::new(ARef::from(&**mm), req.nr_pages)?;
+        let mut held = HeldPages {
+            pages: KVVec::with_capacity(req.nr_pages, GFP_KERNEL)?,
+            kind: req.kind,
+            dirty: false,
+        };
+
+        while held.pages.len() < req.nr_pages {
+            let done = held.pages.len();
+            let want = (req.nr_pages - done).min(GUP_BATCH);
+            let start = req.start + done * PAGE_SIZE;
+            let out = held
+                .pages
+                .spare_capacity_mut()
+                .as_mut_ptr()
+                .cast::<*mut bindings::page>();
+            // SAFETY: `out` has room for `want` pointers (capacity is `nr_pages`); gup writes
+            // exactly as many as it returns. The non-`fast` variants run under the mmap read
+            // lock of current's mm, as they require; the `fast` ones take it themselves.
+            let got: isize = unsafe {
+                match (req.kind, req.fast) {
+                    (Kind::Get, true) => {
+                        bindings::get_user_pages_fast(start, want as i32, req.gup_flags, out)
+                            as isize
+                    }
+                    (Kind::Get, false) => {
+                        let _lock = mm.mmap_read_lock();
+                        bindings::get_user_pages(start, want, req.gup_flags, out)
+                    }
+                    (_, true) => {
+                        bindings::pin_user_pages_fast(start, want as i32, req.gup_flags, out)
+                            as isize
+                    }
+                    (_, false) => {
+                        let _lock = mm.mmap_read_lock();
+                        bindings::pin_user_pages(start, want, req.gup_flags, out)
+                    }
+                }
+            };
+            if got <= 0 {
+                // gup returns 0 only for nothing pinned without an error code (e.g. invalid
+                // flags): report the range as bad.
+                return Err(if got == 0 {
+                    EFAULT
+                } else {
+                    Error::from_errno(got as i32)
+                });
+            }
+            // SAFETY: gup initialised `got` (<= `want`) more entries.
+            // INVARIANT: Each of them is a page held by a reference of `kind`.
+            unsafe { held.pages.inc_len(got as usize) };
+        }
+
+        INDEX.add(&held.pages, held.kind);
+        let mut owner_comm = [0u8; COMM_LEN];
+        let leader = task.group_leader();
+        // SAFETY: `leader` is a valid task; `comm` is a NUL-terminated array of COMM_LEN bytes
+        // that may change under us, which strscpy tolerates (as get_task_comm() does).
+        unsafe {
+            bindings::sized_strscpy(
+                owner_comm.as_mut_ptr().cast(),
+                (*leader.as_ptr()).comm.as_ptr(),
+                COMM_LEN,
+            )
+        };
+        COUNTERS.pinned(req.nr_pages);
+        Ok(KBox::new(
+            PinRecord {
+                handle: 0,
+                addr,
+                len,
+                flags,
+                owner_tgid: leader.tgid(),
+                owner_comm,
+                created: Instant::now(),
+                held,
+                _charge: charge,
+            },
+            GFP_KERNEL,
+        )?)
+    }
+
+    pub(crate) fn nr_pages(&self) -> usize {
+        self.held.pages.len()
+    }
+
+    pub(crate) fn kind(&self) -> Kind {
+        self.held.kind
+    }
+
+    /// The pinning process's name, as it was when the pin was made.
+    pub(crate) fn owner_comm(&self) -> &str {
+        let len = self
+            .owner_comm
+            .iter()
+            .position(|&b| b == 0)
+            .unwrap_or(COMM_LEN);
+        core::str::from_utf8(&self.owner_comm[..len]).unwrap_or("?")
+    }
+
+    /// Releases the pages with `unpin_user_pages_dirty_lock(, true)` (or
+    /// `set_page_dirty_lock` for references), as a driver does after a device
+    /// wrote them. Consumes the record.
+    pub(crate) fn release_dirty(mut self: KBox<Self>) {
+        self.held.dirty = true;
+        COUNTERS
+            .pages_unpinned_dirty
+            .add(self.nr_pages() as u64, Relaxed);
+    }
+}
+
+impl Drop for PinRecord {
+    fn drop(&mut self) {
+        // Forget the pages in the index before they are released, so that the index never
+        // claims a folio that nothing pins any more.
+        INDEX.remove(&self.held.pages, self.held.kind);
+        COUNTERS.unpinned(self.held.pages.len());
+        // `held` is released next, then `_charge` is returned.
+    }
+}
