@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/ioctl.h>
 #include <sys/syscall.h>
 
 #include <pinwb.h>
@@ -58,6 +59,104 @@ static inline int pinwb_load(void)
 	ret = syscall(SYS_finit_module, fd, "", 0) ? -errno : 0;
 	close(fd);
 	return ret;
+}
+
+/* Reads an unsigned number from a debugfs file of pinwb. */
+static inline unsigned long long pinwb_debugfs_u64(const char *name)
+{
+	char path[256], buf[64];
+
+	snprintf(path, sizeof(path), PINWB_DEBUGFS "/%s", name);
+	if (read_file(path, buf, sizeof(buf)) <= 0)
+		return ~0ULL;
+	return strtoull(buf, NULL, 0);
+}
+
+/* A /proc/vmstat counter, after folding every CPU's pending deltas. */
+static inline long long vmstat(const char *name)
+{
+	char line[256];
+	long long v = -1;
+	size_t n = strlen(name);
+	FILE *f;
+	int fd = open("/proc/sys/vm/stat_refresh", O_WRONLY);
+
+	if (fd >= 0) {
+		/* An EINVAL here (a negative counter) still refreshed everything. */
+		ssize_t ignored = write(fd, "1", 1);
+
+		(void)ignored;
+		close(fd);
+	}
+	f = fopen("/proc/vmstat", "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, name, n) && line[n] == ' ')
+			v = strtoll(line + n + 1, NULL, 10);
+	fclose(f);
+	return v;
+}
+
+/* VmPin of this process (mm->pinned_vm), in pages. */
+static inline long vm_pinned_pages(void)
+{
+	char line[256];
+	long kb = -1;
+	FILE *f = fopen("/proc/self/status", "r");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, "VmPin:", 6))
+			kb = strtol(line + 6, NULL, 10);
+	fclose(f);
+	return kb < 0 ? -1 : kb / (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+/* The counters a test compares before and after. */
+struct pin_counters {
+	long long acquired, released;
+	unsigned long long pins_active, pages_pinned;
+	long vm_pinned;
+};
+
+static inline void pin_counters(struct pin_counters *c)
+{
+	c->acquired = vmstat("nr_foll_pin_acquired");
+	c->released = vmstat("nr_foll_pin_released");
+	c->pins_active = pinwb_debugfs_u64("pins_active");
+	c->pages_pinned = pinwb_debugfs_u64("pages_pinned");
+	c->vm_pinned = vm_pinned_pages();
+}
+
+/* Everything pinned since @before was released again. */
+#define ASSERT_NOTHING_LEAKED(before) do {					\
+	struct pin_counters __now;						\
+	pin_counters(&__now);							\
+	ASSERT_EQ((before)->acquired - (before)->released,			\
+		  __now.acquired - __now.released);				\
+	ASSERT_EQ((before)->pins_active, __now.pins_active);			\
+	ASSERT_EQ((before)->pages_pinned, __now.pages_pinned);			\
+	ASSERT_EQ((before)->vm_pinned, __now.vm_pinned);			\
+} while (0)
+
+static inline int pinwb_pin_range(int fd, void *addr, size_t len, unsigned int flags,
+				  struct pinwb_pin *out)
+{
+	struct pinwb_pin p = { .addr = (unsigned long)addr, .len = len, .flags = flags };
+	int ret = ioctl(fd, PINWB_IOC_PIN, &p);
+
+	if (out)
+		*out = p;
+	return ret ? -errno : (int)p.handle;
+}
+
+static inline int pinwb_unpin_handle(int fd, unsigned int handle, unsigned int flags)
+{
+	struct pinwb_unpin u = { .handle = handle, .flags = flags };
+
+	return ioctl(fd, PINWB_IOC_UNPIN, &u) ? -errno : 0;
 }
 
 #endif /* PINWB_TEST_H */
