@@ -10,13 +10,14 @@
 #   make run CMD='…' EXTRA='file…'   copy files into the guest (/extra) and run CMD there
 #
 # Pieces: setup (packages, bindgen), kernel (test kernel, or KDIR=), module,
-# selftests, layout-check. Add CLIPPY=1 to lint the Rust code while building.
+# selftests, layout-check, fmt (rustfmt src/; the module build refuses
+# unformatted code). Add CLIPPY=1 to lint the Rust code while building.
 
 SHELL := /bin/bash
 S := scripts
 export KDIR CMD EXTRA CLIPPY PINWB_CACHE PINWB_TIMEOUT
 
-.PHONY: all setup kernel module selftests check run shell layout-check clean
+.PHONY: all setup kernel module selftests check run shell layout-check fmt clean
 
 all: module selftests
 
@@ -31,6 +32,9 @@ module: kernel
 
 selftests: kernel
 	@$(S)/selftests.sh
+
+fmt: kernel
+	@PINWB_FMT=1 $(S)/module.sh
 
 layout-check: kernel
 	@$(S)/layout-check.sh "$$($(S)/kernel.sh)"

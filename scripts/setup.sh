@@ -10,7 +10,7 @@ set -euo pipefail
 # LLVM 22 matches rustc-web's LLVM. The rest is the usual kernel build set,
 # QEMU, a static busybox for the initramfs and static glibc for selftests.
 PACKAGES=(
-	rustc-web rust-web-src rust-web-clippy
+	rustc-web rust-web-src rust-web-clippy rustfmt-web
 	clang-22 lld-22 llvm-22 libclang-22-dev
 	make gcc libc6-dev bc flex bison libelf-dev libssl-dev
 	cpio kmod xz-utils python3 perl
