@@ -22,10 +22,11 @@ mod generated {
 }
 
 pub(crate) use generated::{
-    pinwb_page_state, pinwb_pin, pinwb_query, pinwb_unpin, PINWB_ABI_VERSION, PINWB_IOC_PAGE_STATE,
-    PINWB_IOC_PIN, PINWB_IOC_QUERY, PINWB_IOC_UNPIN, PINWB_IOC_VERSION, PINWB_PAGE_ANON,
-    PINWB_PAGE_DMA_PINNED, PINWB_PIN_FAST, PINWB_PIN_FLAGS, PINWB_PIN_GET, PINWB_PIN_LONGTERM,
-    PINWB_PIN_WRITE, PINWB_UNPIN_DIRTY, PINWB_UNPIN_FLAGS,
+    pinwb_dma, pinwb_page_state, pinwb_pin, pinwb_query, pinwb_unpin, pinwbfs_read_store,
+    PINWBFS_IOC_READ_STORE, PINWB_ABI_VERSION, PINWB_IOC_DMA_START, PINWB_IOC_DMA_STOP,
+    PINWB_IOC_PAGE_STATE, PINWB_IOC_PIN, PINWB_IOC_QUERY, PINWB_IOC_UNPIN, PINWB_IOC_VERSION,
+    PINWB_PAGE_ANON, PINWB_PAGE_DMA_PINNED, PINWB_PIN_FAST, PINWB_PIN_FLAGS, PINWB_PIN_GET,
+    PINWB_PIN_LONGTERM, PINWB_PIN_WRITE, PINWB_UNPIN_DIRTY, PINWB_UNPIN_FLAGS,
 };
 
 use kernel::transmute::{AsBytes, FromBytes};
@@ -41,4 +42,11 @@ macro_rules! abi_struct {
         unsafe impl AsBytes for $t {}
     )*};
 }
-abi_struct!(pinwb_pin, pinwb_unpin, pinwb_query, pinwb_page_state);
+abi_struct!(
+    pinwb_pin,
+    pinwb_unpin,
+    pinwb_query,
+    pinwb_page_state,
+    pinwb_dma,
+    pinwbfs_read_store
+);

@@ -4,7 +4,8 @@
 
 use crate::helpers::{pinwb_page_is_anon, pinwb_page_maybe_dma_pinned, pinwb_put_page};
 use crate::{
-    defs::{self, pinwb_page_state, pinwb_pin, pinwb_query, pinwb_unpin},
+    defs::{self, pinwb_dma, pinwb_page_state, pinwb_pin, pinwb_query, pinwb_unpin},
+    dma::DmaParams,
     folio_index::INDEX,
     module_parameters,
     pin::PinRecord,
@@ -17,10 +18,11 @@ use kernel::{
     fs::File,
     ioctl::_IOC_SIZE,
     miscdevice::{MiscDevice, MiscDeviceOptions, MiscDeviceRegistration},
+    new_mutex,
     prelude::*,
     sync::{
         atomic::{Atomic, Relaxed},
-        Arc, ArcBorrow,
+        Arc, ArcBorrow, Mutex,
     },
     uaccess::{UserSlice, UserSliceReader, UserSliceWriter},
     xarray::{AllocKind, XArray},
@@ -57,7 +59,12 @@ pub(crate) fn register() -> impl PinInit<MiscDeviceRegistration<PinwbFile>, Erro
 #[pin_data]
 pub(crate) struct PinwbFile {
     #[pin]
-    pins: XArray<KBox<PinRecord>>,
+    pins: XArray<Pin<KBox<PinRecord>>>,
+    /// Held while a record is taken out of `pins` (UNPIN) and while a
+    /// sleeping operation uses a record outside the XArray's spinlock (DMA
+    /// start and stop). The last close removes the rest, when no ioctl runs.
+    #[pin]
+    removal: Mutex<()>,
     /// The next handle to try; handles are given out cyclically and never 0.
     next_handle: Atomic<u32>,
     /// Live pins, for the per-file limit.
@@ -72,6 +79,7 @@ impl MiscDevice for PinwbFile {
         let me = Arc::pin_init(
             pin_init!(PinwbFile {
                 pins <- XArray::new(AllocKind::Alloc1),
+                removal <- new_mutex!(()),
                 next_handle: Atomic::new(1),
                 nr_pins: Atomic::new(0),
             }),
@@ -102,6 +110,11 @@ impl MiscDevice for PinwbFile {
             defs::PINWB_IOC_QUERY => {
                 let (r, w) = user.reader_writer();
                 me.query(r, w).map(|()| 0)
+            }
+            defs::PINWB_IOC_DMA_START => me.dma_start(user.reader()).map(|()| 0),
+            defs::PINWB_IOC_DMA_STOP => {
+                let (r, w) = user.reader_writer();
+                me.dma_stop(r, w).map(|()| 0)
             }
             defs::PINWB_IOC_PAGE_STATE => {
                 let (r, w) = user.reader_writer();
@@ -144,7 +157,7 @@ impl PinwbFile {
         args: &mut pinwb_pin,
         w: &mut UserSliceWriter,
     ) -> Result {
-        let mut record = PinRecord::new(req, args.addr, args.len, args.flags)?;
+        let record = PinRecord::new(req, args.addr, args.len, args.flags)?;
         let handle;
         let mut guard = self.pins.lock();
         // A free handle exists: live pins are far fewer than 2^32 - 1 (per-file limit).
@@ -155,7 +168,7 @@ impl PinwbFile {
                 break;
             }
         }
-        record.handle = handle;
+        record.handle.store(handle, Relaxed);
         args.handle = handle;
         args.nr_pages = record.nr_pages() as u64;
         if let Err(e) = guard.store(handle as usize, record, GFP_KERNEL) {
@@ -167,6 +180,7 @@ impl PinwbFile {
         drop(guard);
         if let Err(e) = w.write(&*args) {
             // Userspace cannot learn the handle: do not leave an unreachable pin behind.
+            let _removal = self.removal.lock();
             let record = self.pins.lock().remove(handle as usize);
             drop(record);
             return Err(e);
@@ -178,8 +192,11 @@ impl PinwbFile {
         COUNTERS.unpin_calls.add(1, Relaxed);
         let args: pinwb_unpin = r.read()?;
         let (handle, dirty) = request::validate_unpin(&args)?;
-        // Take the record out under the lock; release its pages after dropping it.
-        let record = self.pins.lock().remove(handle as usize).ok_or(ENOENT)?;
+        // Take the record out under the locks; release its pages after dropping them.
+        let record = {
+            let _removal = self.removal.lock();
+            self.pins.lock().remove(handle as usize).ok_or(ENOENT)?
+        };
         self.nr_pins.fetch_sub(1, Relaxed);
         if dirty {
             record.release_dirty();
@@ -207,6 +224,43 @@ impl PinwbFile {
         w.write(&args)
     }
 
+    fn dma_start(&self, mut r: UserSliceReader) -> Result {
+        let args: pinwb_dma = r.read()?;
+        if args.reserved.iter().any(|&x| x != 0) || args.passes != 0 || args.bytes != 0 {
+            return Err(EINVAL);
+        }
+        let params = DmaParams {
+            pattern: args.pattern,
+            bytes_per_pass: args.bytes_per_pass,
+            interval_us: args.interval_us,
+        };
+        self.with_pin(args.handle, |p| p.start_dma(params))?
+    }
+
+    fn dma_stop(&self, mut r: UserSliceReader, mut w: UserSliceWriter) -> Result {
+        let mut args: pinwb_dma = r.read()?;
+        if args.reserved.iter().any(|&x| x != 0) {
+            return Err(EINVAL);
+        }
+        let (passes, bytes) = self.with_pin(args.handle, |p| p.stop_dma())??;
+        args.passes = passes;
+        args.bytes = bytes;
+        w.write(&args)
+    }
+
+    /// Runs `f`, which may sleep, on the live pin `handle`.
+    fn with_pin<R>(&self, handle: u32, f: impl FnOnce(&PinRecord) -> R) -> Result<R> {
+        let _removal = self.removal.lock();
+        let p: *const PinRecord = {
+            let guard = self.pins.lock();
+            let p = guard.get(handle as usize).ok_or(ENOENT)?;
+            &*p
+        };
+        // SAFETY: Records leave `pins` only under `removal`, which we hold, or at the last
+        // close, which cannot run during an ioctl of this file: `p` stays valid.
+        Ok(f(unsafe { &*p }))
+    }
+
     /// Writes one line per live pin of this file to `f`.
     fn show(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let guard = self.pins.lock();
@@ -221,7 +275,7 @@ impl PinwbFile {
                 writeln!(
                     f,
                     "{:>6} {:>7} {:<16} {:#018x} {:>10} {:>8} {:<9} {:>10}",
-                    p.handle,
+                    p.handle.load(Relaxed),
                     p.owner_tgid,
                     p.owner_comm(),
                     p.addr,

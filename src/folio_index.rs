@@ -14,7 +14,7 @@
 
 use crate::helpers::{pinwb_page_folio_pfn, pinwb_xa_mk_value, pinwb_xa_to_value};
 use crate::request::Kind;
-use kernel::{bindings, prelude::*, types::Opaque};
+use kernel::{bindings, ffi::c_long, prelude::*, types::Opaque};
 
 /// Each count has 31 bits of an XArray value entry (which holds 63 bits).
 const COUNT_BITS: u32 = 31;
@@ -77,6 +77,20 @@ kernel::sync::global_lock! {
     unsafe(uninit) static UPDATE: Mutex<()> = ();
 }
 
+/// Wait queue of tasks waiting for pins to go (the `wait` policy); woken
+/// whenever a pin is released.
+struct ReleaseWait {
+    wq: Opaque<bindings::wait_queue_head>,
+}
+
+// SAFETY: A wait queue head is designed for concurrent use; it is initialised once in
+// `FolioIndex::init` before use.
+unsafe impl Sync for ReleaseWait {}
+
+static RELEASED: ReleaseWait = ReleaseWait {
+    wq: Opaque::uninit(),
+};
+
 /// The one index of the module.
 pub(crate) static INDEX: FolioIndex = FolioIndex {
     xa: Opaque::uninit(),
@@ -91,6 +105,15 @@ impl FolioIndex {
     pub(crate) unsafe fn init(&'static self) {
         // SAFETY: Called once before any use, as the caller guarantees.
         unsafe { UPDATE.init() };
+        // SAFETY: `wq` is valid memory for a wait queue head, not yet in use; the name and
+        // the lock class key are static.
+        unsafe {
+            bindings::__init_waitqueue_head(
+                RELEASED.wq.get(),
+                c"pinwb_released".as_char_ptr(),
+                kernel::static_lock_class!().as_ptr(),
+            )
+        };
         // SAFETY: `xa` is valid memory for an xarray and not yet in use.
         // INVARIANT: The XArray is initialised and empty.
         unsafe { bindings::xa_init_flags(self.xa.get(), 0) };
@@ -124,7 +147,7 @@ impl FolioIndex {
             let Some(new) = old.apply(kind, delta) else {
                 // Cannot happen: gup refuses far fewer pins than 2^31 per folio, and
                 // every removal matches an earlier addition.
-                pr_err!("pinwb: folio index count overflow at pfn {pfn:#x}\n");
+                pr_err!("folio index count overflow at pfn {pfn:#x}\n");
                 continue;
             };
             if new.is_empty() {
@@ -145,7 +168,7 @@ impl FolioIndex {
                 if unsafe { bindings::xa_err(old) } != 0 {
                     // Out of memory for an XArray node: this folio is not indexed and looks
                     // like a foreign pin to writeback, which policies treat as long-term.
-                    pr_warn!("pinwb: folio index: no memory to index pfn {pfn:#x}\n");
+                    pr_warn!("folio index: no memory to index pfn {pfn:#x}\n");
                 }
             }
         }
@@ -181,6 +204,55 @@ impl FolioIndex {
         // SAFETY: As the caller guarantees.
         self.lookup_pfn(unsafe { pinwb_page_folio_pfn(page) })
     }
+}
+
+/// Wakes every task in [`wait_until`]: some pin was released.
+pub(crate) fn notify_released() {
+    // SAFETY: The wait queue head was initialised in `FolioIndex::init`.
+    unsafe {
+        bindings::__wake_up(
+            RELEASED.wq.get(),
+            bindings::TASK_NORMAL,
+            0,
+            core::ptr::null_mut(),
+        )
+    };
+}
+
+/// Sleeps interruptibly until `cond()` holds, re-checking it whenever a pin
+/// is released, for at most `timeout_jiffies`. `ETIMEDOUT` when the time runs
+/// out (e.g. a foreign pin, whose release pinwb is not told about), `EINTR`
+/// on a signal.
+pub(crate) fn wait_until(mut cond: impl FnMut() -> bool, timeout_jiffies: i64) -> Result {
+    let mut left = timeout_jiffies.max(1);
+    let mut entry = core::mem::MaybeUninit::<bindings::wait_queue_entry>::zeroed();
+    // SAFETY: `entry` is valid memory for a wait queue entry.
+    unsafe { bindings::init_wait_entry(entry.as_mut_ptr(), 0) };
+    let ret = loop {
+        // SAFETY: Queue and entry are initialised; the entry lives on this stack frame until
+        // `finish_wait` below. Preparing before testing `cond` closes the race with a wakeup.
+        let sig = unsafe {
+            bindings::prepare_to_wait_event(
+                RELEASED.wq.get(),
+                entry.as_mut_ptr(),
+                bindings::TASK_INTERRUPTIBLE as i32,
+            )
+        };
+        if cond() {
+            break Ok(());
+        }
+        if sig != 0 {
+            break Err(EINTR);
+        }
+        if left <= 0 {
+            break Err(ETIMEDOUT);
+        }
+        // SAFETY: We are in TASK_INTERRUPTIBLE on the queue; a plain sleep.
+        left = unsafe { bindings::schedule_timeout(left as c_long) } as i64;
+    };
+    // SAFETY: Takes the entry off the queue if a wakeup did not already.
+    unsafe { bindings::finish_wait(RELEASED.wq.get(), entry.as_mut_ptr()) };
+    ret
 }
 
 #[kunit_tests(pinwb_folio_index)]

@@ -2,8 +2,13 @@
 /*
  * C wrappers for static inlines; see helpers.h.
  */
+#include <linux/fs.h>
+#include <linux/folio_batch.h>
+#include <linux/highmem.h>
 #include <linux/mm.h>
+#include <linux/pagemap.h>
 #include <linux/sched/signal.h>
+#include <linux/workqueue.h>
 #include <linux/xarray.h>
 
 #include "helpers.h"
@@ -49,3 +54,110 @@ unsigned long pinwb_xa_to_value(const void *entry)
 {
 	return xa_to_value(entry);
 }
+
+struct page *pinwb_folio_page(struct folio *folio)
+{
+	return folio_page(folio, 0);
+}
+
+struct address_space *pinwb_folio_mapping(struct folio *folio)
+{
+	return folio->mapping;
+}
+
+unsigned long pinwb_folio_index(struct folio *folio)
+{
+	return folio->index;
+}
+
+unsigned long pinwb_folio_pfn(struct folio *folio)
+{
+	return folio_pfn(folio);
+}
+
+bool pinwb_folio_maybe_dma_pinned(struct folio *folio)
+{
+	return folio_maybe_dma_pinned(folio);
+}
+
+void pinwb_folio_lock(struct folio *folio)
+{
+	folio_lock(folio);
+}
+
+bool pinwb_folio_test_uptodate(struct folio *folio)
+{
+	return folio_test_uptodate(folio);
+}
+
+bool pinwb_folio_test_dirty(struct folio *folio)
+{
+	return folio_test_dirty(folio);
+}
+
+bool pinwb_folio_mapped(struct folio *folio)
+{
+	return folio_mapped(folio);
+}
+
+void pinwb_folio_mark_uptodate(struct folio *folio)
+{
+	folio_mark_uptodate(folio);
+}
+
+void pinwb_folio_put(struct folio *folio)
+{
+	folio_put(folio);
+}
+
+void pinwb_folio_start_writeback(struct folio *folio)
+{
+	folio_start_writeback(folio);
+}
+
+void pinwb_folio_batch_init(struct folio_batch *fbatch)
+{
+	folio_batch_init(fbatch);
+}
+
+unsigned int pinwb_folio_batch_count(struct folio_batch *fbatch)
+{
+	return folio_batch_count(fbatch);
+}
+
+struct folio *pinwb_folio_batch_get(struct folio_batch *fbatch, unsigned int i)
+{
+	return fbatch->folios[i];
+}
+
+void pinwb_folio_batch_release(struct folio_batch *fbatch)
+{
+	folio_batch_release(fbatch);
+}
+
+struct folio *pinwb_write_begin_get_folio(struct address_space *mapping, unsigned long index)
+{
+	return __filemap_get_folio(mapping, index, FGP_WRITEBEGIN, mapping_gfp_mask(mapping));
+}
+
+void pinwb_init_delayed_work(struct delayed_work *dwork, void (*func)(struct work_struct *))
+{
+	INIT_DELAYED_WORK(dwork, func);
+}
+
+/* queue_delayed_work() on system_unbound_wq. */
+bool pinwb_queue_delayed_work(struct delayed_work *dwork, unsigned long delay)
+{
+	return queue_delayed_work(system_unbound_wq, dwork, delay);
+}
+
+loff_t pinwb_i_size_read(const struct inode *inode)
+{
+	return i_size_read(inode);
+}
+
+void pinwb_i_size_write(struct inode *inode, loff_t size)
+{
+	i_size_write(inode, size);
+}
+

@@ -8,6 +8,10 @@
 
 #include <linux/types.h>
 
+struct address_space;
+struct folio;
+struct folio_batch;
+struct inode;
 struct page;
 
 bool pinwb_page_maybe_dma_pinned(struct page *page);
@@ -17,5 +21,38 @@ void pinwb_put_page(struct page *page);
 unsigned long pinwb_rlimit_memlock(void);
 void *pinwb_xa_mk_value(unsigned long v);
 unsigned long pinwb_xa_to_value(const void *entry);
+
+/* folios */
+struct page *pinwb_folio_page(struct folio *folio);
+struct address_space *pinwb_folio_mapping(struct folio *folio);
+unsigned long pinwb_folio_index(struct folio *folio);
+unsigned long pinwb_folio_pfn(struct folio *folio);
+bool pinwb_folio_maybe_dma_pinned(struct folio *folio);
+void pinwb_folio_lock(struct folio *folio);
+bool pinwb_folio_test_uptodate(struct folio *folio);
+bool pinwb_folio_test_dirty(struct folio *folio);
+bool pinwb_folio_mapped(struct folio *folio);
+void pinwb_folio_mark_uptodate(struct folio *folio);
+void pinwb_folio_put(struct folio *folio);
+void pinwb_folio_start_writeback(struct folio *folio);
+
+/* folio batches */
+void pinwb_folio_batch_init(struct folio_batch *fbatch);
+unsigned int pinwb_folio_batch_count(struct folio_batch *fbatch);
+struct folio *pinwb_folio_batch_get(struct folio_batch *fbatch, unsigned int i);
+void pinwb_folio_batch_release(struct folio_batch *fbatch);
+
+/* __filemap_get_folio(mapping, index, FGP_WRITEBEGIN, mapping_gfp_mask(mapping)) */
+struct folio *pinwb_write_begin_get_folio(struct address_space *mapping, unsigned long index);
+
+/* workqueues */
+struct delayed_work;
+struct work_struct;
+void pinwb_init_delayed_work(struct delayed_work *dwork, void (*func)(struct work_struct *));
+bool pinwb_queue_delayed_work(struct delayed_work *dwork, unsigned long delay);
+
+/* inodes and mappings */
+loff_t pinwb_i_size_read(const struct inode *inode);
+void pinwb_i_size_write(struct inode *inode, loff_t size);
 
 #endif /* PINWB_HELPERS_H */

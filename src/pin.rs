@@ -5,6 +5,8 @@
 
 use crate::helpers::{pinwb_put_page, pinwb_rlimit_memlock};
 use crate::{
+    defs::PINWB_PIN_WRITE,
+    dma::{DmaParams, DmaWriter},
     folio_index::INDEX,
     request::{Kind, PinRequest},
     stats::COUNTERS,
@@ -12,9 +14,14 @@ use crate::{
 use kernel::{
     bindings,
     mm::Mm,
+    new_mutex,
     page::{PAGE_SHIFT, PAGE_SIZE},
     prelude::*,
-    sync::{aref::ARef, atomic::Relaxed},
+    sync::{
+        aref::ARef,
+        atomic::{Atomic, Relaxed},
+        Arc, Mutex,
+    },
     time::{Instant, Monotonic},
 };
 
@@ -109,6 +116,7 @@ impl HeldPages {
         }
         // INVARIANT: No page is held any more.
         self.pages.clear();
+        crate::folio_index::notify_released();
     }
 }
 
@@ -119,14 +127,20 @@ impl Drop for HeldPages {
 }
 
 /// A live pin, owned by one open file of `/dev/pinwb`.
+#[pin_data(PinnedDrop)]
 pub(crate) struct PinRecord {
-    pub(crate) handle: u32,
+    pub(crate) handle: Atomic<u32>,
     pub(crate) addr: u64,
     pub(crate) len: u64,
     pub(crate) flags: u32,
     pub(crate) owner_tgid: i32,
     owner_comm: [u8; COMM_LEN],
     pub(crate) created: Instant<Monotonic>,
+    /// The simulated device writing into the pages, if one was started.
+    #[pin]
+    dma: Mutex<Option<Arc<DmaWriter>>>,
+    /// Release with `PINWB_UNPIN_DIRTY` semantics.
+    dirty_on_release: Atomic<bool>,
     held: HeldPages,
     // Dropped after `held`: the charge lasts as long as the pages are held.
     _charge: Charge,
@@ -143,7 +157,12 @@ impl PinRecord {
     ///
     /// On any error nothing stays pinned or charged: the partially built
     /// record's drop gives everything back.
-    pub(crate) fn new(req: &PinRequest, addr: u64, len: u64, flags: u32) -> Result<KBox<Self>> {
+    pub(crate) fn new(
+        req: &PinRequest,
+        addr: u64,
+        len: u64,
+        flags: u32,
+    ) -> Result<Pin<KBox<Self>>> {
         let task = kernel::current!();
         let mm = task.mm().ok_or(EFAULT)?;
         let charge = Charge::new(ARef::from(&**mm), req.nr_pages)?;
@@ -212,20 +231,22 @@ impl PinRecord {
             )
         };
         COUNTERS.pinned(req.nr_pages);
-        Ok(KBox::new(
-            PinRecord {
-                handle: 0,
+        KBox::pin_init(
+            try_pin_init!(PinRecord {
+                handle: Atomic::new(0),
                 addr,
                 len,
                 flags,
                 owner_tgid: leader.tgid(),
                 owner_comm,
                 created: Instant::now(),
+                dma <- new_mutex!(None),
+                dirty_on_release: Atomic::new(false),
                 held,
                 _charge: charge,
-            },
+            }),
             GFP_KERNEL,
-        )?)
+        )
     }
 
     pub(crate) fn nr_pages(&self) -> usize {
@@ -249,20 +270,51 @@ impl PinRecord {
     /// Releases the pages with `unpin_user_pages_dirty_lock(, true)` (or
     /// `set_page_dirty_lock` for references), as a driver does after a device
     /// wrote them. Consumes the record.
-    pub(crate) fn release_dirty(mut self: KBox<Self>) {
-        self.held.dirty = true;
+    pub(crate) fn release_dirty(self: Pin<KBox<Self>>) {
+        self.dirty_on_release.store(true, Relaxed);
         COUNTERS
             .pages_unpinned_dirty
             .add(self.nr_pages() as u64, Relaxed);
     }
+
+    /// Starts the simulated device on this pin (`PINWB_IOC_DMA_START`).
+    ///
+    /// `EINVAL` unless the pin was made with `PINWB_PIN_WRITE` (a device only
+    /// writes into memory pinned for writing); `EBUSY` if a writer runs.
+    pub(crate) fn start_dma(&self, params: DmaParams) -> Result {
+        if self.flags & PINWB_PIN_WRITE == 0 {
+            return Err(EINVAL);
+        }
+        let mut dma = self.dma.lock();
+        if dma.is_some() {
+            return Err(EBUSY);
+        }
+        // SAFETY: The pages are held until this record drops, which stops the writer first.
+        *dma = Some(unsafe { DmaWriter::start(&self.held.pages, params)? });
+        Ok(())
+    }
+
+    /// Stops the simulated device (`PINWB_IOC_DMA_STOP`): `(passes, bytes)`.
+    /// `ESRCH` if none was started.
+    pub(crate) fn stop_dma(&self) -> Result<(u64, u64)> {
+        let w = self.dma.lock().take().ok_or(ESRCH)?;
+        w.stop();
+        Ok((w.passes.load(Relaxed), w.bytes.load(Relaxed)))
+    }
 }
 
-impl Drop for PinRecord {
-    fn drop(&mut self) {
+#[pinned_drop]
+impl PinnedDrop for PinRecord {
+    fn drop(self: Pin<&mut Self>) {
+        // The device stops before the pages go (unpin, close, and so rmmod).
+        let _ = self.stop_dma();
+        // SAFETY: `held` is not structurally pinned; nothing else is moved.
+        let this = unsafe { self.get_unchecked_mut() };
+        this.held.dirty = this.dirty_on_release.load(Relaxed);
         // Forget the pages in the index before they are released, so that the index never
         // claims a folio that nothing pins any more.
-        INDEX.remove(&self.held.pages, self.held.kind);
-        COUNTERS.unpinned(self.held.pages.len());
+        INDEX.remove(&this.held.pages, this.held.kind);
+        COUNTERS.unpinned(this.held.pages.len());
         // `held` is released next, then `_charge` is returned.
     }
 }

@@ -7,8 +7,14 @@
 //! its own file:
 //!
 //! - [`defs`]: the ioctl ABI, generated from `include/uapi/pinwb.h`.
+//! - [`policy`]: what writeback does with a pinned folio (pure decisions).
+//! - [`fs`], [`file`], [`aops`]: pinwbfs, the test filesystem, its files and
+//!   its `address_space_operations` (writeback with the policies).
+//! - [`store`]: pinwbfs's backing store and its checksummed IO.
+//! - [`flusher`]: pinwbfs's cleaning writeback on default mounts.
 //! - [`request`]: validation of ioctl arguments, page arithmetic.
 //! - [`pin`]: one pin: gup, `pinned_vm` accounting, release.
+//! - [`dma`]: the simulated device writing into pinned pages.
 //! - [`folio_index`]: which folios pinwb pins, long- or short-term.
 //! - [`device`]: `/dev/pinwb` and the pins each open file owns.
 //! - [`helpers`]: the C wrappers of `helpers.c`.
@@ -16,13 +22,20 @@
 
 use kernel::{miscdevice::MiscDeviceRegistration, prelude::*};
 
+mod aops;
 mod defs;
 mod device;
+mod dma;
+mod file;
+mod flusher;
 mod folio_index;
+mod fs;
 mod helpers;
 mod pin;
+mod policy;
 mod request;
 mod stats;
+mod store;
 
 module! {
     type: PinwbModule,
@@ -51,12 +64,15 @@ struct PinwbModule {
     // live by then: every open file holds a reference on the module.
     #[pin]
     _miscdev: MiscDeviceRegistration<device::PinwbFile>,
+    // Nothing can be mounted at exit either: a mount holds a module reference.
+    #[pin]
+    _fs: fs::Registration,
     #[pin]
     _stats: stats::Stats,
 }
 
 impl kernel::InPlaceModule for PinwbModule {
-    fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
+    fn init(module: &'static ThisModule) -> impl PinInit<Self, Error> {
         // SAFETY: Module init runs once, before anything can use these globals.
         unsafe {
             folio_index::INDEX.init();
@@ -64,7 +80,14 @@ impl kernel::InPlaceModule for PinwbModule {
         }
         try_pin_init!(Self {
             _stats <- stats::create(),
+            // SAFETY: Called once, from module init.
+            _fs <- unsafe { fs::Registration::new(module) },
             _miscdev <- device::register(),
+        })
+        .pin_chain(|_| {
+            // SAFETY: Once, after the filesystem exists; stopped in drop.
+            unsafe { flusher::start() };
+            Ok(())
         })
     }
 }
@@ -75,6 +98,9 @@ impl PinnedDrop for PinwbModule {
         // SAFETY: Module exit: no file is open (each holds a module reference), so no pin
         // exists and nobody uses the index any more. The device and debugfs are removed
         // after this, when the fields drop; neither touches the index.
-        unsafe { folio_index::INDEX.destroy() };
+        unsafe {
+            flusher::stop();
+            folio_index::INDEX.destroy();
+        }
     }
 }

@@ -12,7 +12,7 @@
 #include <linux/types.h>
 
 /* Bumped on every incompatible change of this header. */
-#define PINWB_ABI_VERSION	2
+#define PINWB_ABI_VERSION	3
 
 /* 0xB9 is unassigned in Documentation/userspace-api/ioctl/ioctl-number.rst. */
 #define PINWB_IOC_MAGIC		0xB9
@@ -79,9 +79,41 @@ struct pinwb_page_state {
 	__u64 reserved[4];	/* must be zero */
 };
 
+/*
+ * PINWB_IOC_DMA_START / _STOP: a simulated device writing into the pages of a
+ * PINWB_PIN_WRITE pin of this file, through kernel mappings, never touching
+ * PTEs or dirty bits. Pass n writes bytes [n * bytes_per_pass, ...) of the
+ * pinned pages (cyclically), every byte set to (pattern + n) & 0xff; then it
+ * sleeps interval_us. It stops on DMA_STOP, unpin, close or rmmod.
+ */
+struct pinwb_dma {
+	__u32 handle;		/* in */
+	__u32 pattern;		/* in (START): first byte value */
+	__u64 bytes_per_pass;	/* in (START): 0 = every pinned page, each pass */
+	__u64 interval_us;	/* in (START): pause between passes */
+	__u64 passes;		/* out (STOP): passes completed */
+	__u64 bytes;		/* out (STOP): bytes written */
+	__u64 reserved[4];	/* must be zero */
+};
+
+/*
+ * PINWBFS_IOC_READ_STORE, on a pinwbfs file: copy [offset, offset + len) of
+ * the backing store (what writeback persisted; holes read as zeroes) to buf,
+ * bypassing the page cache. Returns the number of bytes copied.
+ */
+struct pinwbfs_read_store {
+	__u64 offset;
+	__u64 len;
+	__u64 buf;		/* user pointer */
+	__u64 reserved[2];	/* must be zero */
+};
+
 #define PINWB_IOC_PIN		_IOWR(PINWB_IOC_MAGIC, 0x01, struct pinwb_pin)
 #define PINWB_IOC_UNPIN		_IOW(PINWB_IOC_MAGIC, 0x02, struct pinwb_unpin)
 #define PINWB_IOC_QUERY		_IOWR(PINWB_IOC_MAGIC, 0x03, struct pinwb_query)
 #define PINWB_IOC_PAGE_STATE	_IOWR(PINWB_IOC_MAGIC, 0x04, struct pinwb_page_state)
+#define PINWB_IOC_DMA_START	_IOW(PINWB_IOC_MAGIC, 0x05, struct pinwb_dma)
+#define PINWB_IOC_DMA_STOP	_IOWR(PINWB_IOC_MAGIC, 0x06, struct pinwb_dma)
+#define PINWBFS_IOC_READ_STORE	_IOW(PINWB_IOC_MAGIC, 0x40, struct pinwbfs_read_store)
 
 #endif /* _UAPI_LINUX_PINWB_H */

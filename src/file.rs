@@ -1,0 +1,147 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! pinwbfs regular files: file and inode operations, mmap, fsync, truncate,
+//! and the ioctl that reads the backing store directly.
+
+use crate::{
+    aops,
+    defs::{self, pinwbfs_read_store},
+    fs::{inode_data, sb_info, Ops},
+};
+use kernel::{
+    bindings,
+    ffi::{c_int, c_long, c_uint, c_ulong},
+    ioctl::_IOC_SIZE,
+    prelude::*,
+    uaccess::UserSlice,
+};
+
+pub(crate) static FILE_FOPS: Ops<bindings::file_operations> = Ops(bindings::file_operations {
+    llseek: Some(bindings::generic_file_llseek),
+    read_iter: Some(bindings::generic_file_read_iter),
+    write_iter: Some(bindings::generic_file_write_iter),
+    mmap_prepare: Some(mmap_prepare),
+    fsync: Some(fsync),
+    splice_read: Some(bindings::filemap_splice_read),
+    unlocked_ioctl: Some(ioctl),
+    // SAFETY: All-zero is a valid `file_operations` (every callback absent).
+    ..unsafe { core::mem::zeroed() }
+});
+
+pub(crate) static FILE_IOPS: Ops<bindings::inode_operations> = Ops(bindings::inode_operations {
+    setattr: Some(setattr),
+    getattr: Some(bindings::simple_getattr),
+    // SAFETY: All-zero is a valid `inode_operations`.
+    ..unsafe { core::mem::zeroed() }
+});
+
+/// mmap of a default (noop bdi) mount: no `page_mkwrite`, so mm does not
+/// need dirty tracking for these VMAs and allows R/W long-term pins; pinwb
+/// tracks CPU stores itself (`aops.rs`: PTE dirty bits are harvested with
+/// `folio_mkclean()`).
+static VM_OPS: Ops<bindings::vm_operations_struct> = Ops(bindings::vm_operations_struct {
+    fault: Some(bindings::filemap_fault),
+    map_pages: Some(bindings::filemap_map_pages),
+    // SAFETY: All-zero is a valid `vm_operations_struct`.
+    ..unsafe { core::mem::zeroed() }
+});
+
+/// mmap of an `mmwb` mount: as `generic_file_vm_ops` (write-notify through
+/// `page_mkwrite`), so mm refuses R/W `FOLL_LONGTERM` pins with `EFAULT`.
+static VM_OPS_MKWRITE: Ops<bindings::vm_operations_struct> = Ops(bindings::vm_operations_struct {
+    fault: Some(bindings::filemap_fault),
+    map_pages: Some(bindings::filemap_map_pages),
+    page_mkwrite: Some(bindings::filemap_page_mkwrite),
+    // SAFETY: All-zero is a valid `vm_operations_struct`.
+    ..unsafe { core::mem::zeroed() }
+});
+
+/// # Safety
+///
+/// Called only by the VFS, as `file_operations::mmap_prepare` of a pinwbfs file.
+unsafe extern "C" fn mmap_prepare(desc: *mut bindings::vm_area_desc) -> c_int {
+    // SAFETY: The VFS passes a valid descriptor of a mapping of one of our files.
+    unsafe {
+        let file = (*desc).file;
+        bindings::touch_atime(&raw const (*file).__bindgen_anon_1.f_path);
+        let mmwb = sb_info((*(*file).f_inode).i_sb).mmwb;
+        (*desc).vm_ops = if mmwb { &VM_OPS_MKWRITE.0 } else { &VM_OPS.0 };
+    }
+    0
+}
+
+/// `fsync(2)`/`fdatasync(2)`/`msync(MS_SYNC)`: data-integrity writeback of
+/// the range. On `mmwb` mounts through the kernel's own path
+/// (`file_write_and_wait_range` reaches `->writepages`), otherwise directly.
+/// # Safety
+///
+/// Called only by the VFS, as `file_operations::fsync` of a pinwbfs file.
+unsafe extern "C" fn fsync(
+    file: *mut bindings::file,
+    start: i64,
+    end: i64,
+    _datasync: c_int,
+) -> c_int {
+    // SAFETY: The VFS passes an open file of ours.
+    unsafe {
+        let inode = (*file).f_inode;
+        if sb_info((*inode).i_sb).mmwb {
+            bindings::file_write_and_wait_range(file, start, end)
+        } else {
+            aops::sync_mapping(inode, start, end, true)
+        }
+    }
+}
+
+/// # Safety
+///
+/// Called only by the VFS, as `inode_operations::setattr` of a pinwbfs file, with its locks held.
+unsafe extern "C" fn setattr(
+    idmap: *mut bindings::mnt_idmap,
+    dentry: *mut bindings::dentry,
+    attr: *mut bindings::iattr,
+) -> c_int {
+    // SAFETY: The VFS passes a locked dentry of ours and valid attributes.
+    unsafe {
+        let inode = (*dentry).d_inode;
+        let ret = bindings::setattr_prepare(idmap, dentry, attr);
+        if ret != 0 {
+            return ret;
+        }
+        if (*attr).ia_valid & bindings::ATTR_SIZE != 0 {
+            let data = inode_data(inode);
+            // No writeback may store pages while the file shrinks under it.
+            let _wb = data.wb_lock.lock();
+            bindings::truncate_setsize(inode, (*attr).ia_size);
+            data.store.truncate((*attr).ia_size as u64);
+        }
+        bindings::setattr_copy(idmap, inode, attr);
+    }
+    0
+}
+
+/// # Safety
+///
+/// Called only by the VFS, as `file_operations::unlocked_ioctl` of a pinwbfs file.
+unsafe extern "C" fn ioctl(file: *mut bindings::file, cmd: c_uint, arg: c_ulong) -> c_long {
+    if cmd != defs::PINWBFS_IOC_READ_STORE {
+        return ENOTTY.to_errno() as c_long;
+    }
+    let (mut r, _) = UserSlice::new(UserPtr::from_addr(arg), _IOC_SIZE(cmd)).reader_writer();
+    let res = (|| -> Result<usize> {
+        let args: pinwbfs_read_store = r.read()?;
+        if args.reserved.iter().any(|&x| x != 0) {
+            return Err(EINVAL);
+        }
+        let len = usize::try_from(args.len).map_err(|_| EINVAL)?;
+        args.offset.checked_add(args.len).ok_or(EINVAL)?;
+        let mut w = UserSlice::new(UserPtr::from_addr(args.buf as usize), len).writer();
+        // SAFETY: The VFS passes an open file of ours.
+        let data = unsafe { inode_data((*file).f_inode) };
+        data.store.read_user(args.offset, len, &mut w)
+    })();
+    match res {
+        Ok(n) => n as c_long,
+        Err(e) => e.to_errno() as c_long,
+    }
+}

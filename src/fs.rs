@@ -1,0 +1,469 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! pinwbfs: a small mountable in-memory filesystem whose files have pinwb's
+//! own `address_space_operations` (`aops.rs`) and a backing store
+//! (`store.rs`): the test address_space of the writeback policies.
+//!
+//! `mount -t pinwbfs [-o policy=<name>,mmwb] none <dir>`. A flat or nested
+//! tree of regular files and directories.
+//!
+//! By default a pinwbfs mapping looks like tmpfs to mm: the superblock keeps
+//! the noop bdi and the VMAs have no `page_mkwrite`, so mm allows R/W
+//! `FOLL_LONGTERM` pins of them (`vma_needs_dirty_tracking()` is false) and
+//! pinwb drives writeback itself (fsync, msync, syncfs, its flusher). With
+//! `mmwb` the superblock gets a writeback-capable bdi and the VMAs
+//! `page_mkwrite`: the kernel's own flusher and fsync path drive writepages,
+//! and mm refuses R/W long-term pins (EFAULT), as mainline intends.
+
+use crate::{aops, file, policy::Policy, stats::TUNABLES, store::Store};
+use core::ptr;
+use kernel::{
+    bindings,
+    ffi::{c_char, c_int, c_ulong, c_void},
+    new_mutex,
+    prelude::*,
+    str::CStr,
+    sync::Mutex,
+    types::Opaque,
+};
+
+/// `fs/ramfs`'s magic is taken; this one spells "PWBF".
+const PINWBFS_MAGIC: usize = 0x5057_4246;
+
+/// Mount options of one superblock (`sb->s_fs_info`).
+pub(crate) struct SbInfo {
+    /// `policy=`; `None` follows the debugfs `policy` knob.
+    policy: Option<Policy>,
+    /// `mmwb`: writeback-capable bdi, `page_mkwrite`, kernel-driven writeback.
+    pub(crate) mmwb: bool,
+}
+
+/// What pinwbfs keeps per regular file (`inode->i_private`).
+#[pin_data]
+pub(crate) struct InodeData {
+    #[pin]
+    pub(crate) store: Store,
+    /// Serialises writepages, truncation and store updates of one file.
+    #[pin]
+    pub(crate) wb_lock: Mutex<()>,
+}
+
+/// The superblock's options.
+///
+/// # Safety
+///
+/// `sb` must be a live pinwbfs superblock.
+pub(crate) unsafe fn sb_info<'a>(sb: *mut bindings::super_block) -> &'a SbInfo {
+    // SAFETY: `s_fs_info` of a pinwbfs superblock is a `KBox<SbInfo>` set at mount (by
+    // `sget_fc`) and freed in `kill_sb`, after the last use.
+    unsafe { &*(*sb).s_fs_info.cast::<SbInfo>() }
+}
+
+/// The policy in force for files of `sb`.
+///
+/// # Safety
+///
+/// `sb` must be a live pinwbfs superblock.
+pub(crate) unsafe fn policy_of(sb: *mut bindings::super_block) -> Policy {
+    // SAFETY: As the caller guarantees.
+    unsafe { sb_info(sb) }
+        .policy
+        .unwrap_or_else(|| TUNABLES.policy())
+}
+
+/// pinwbfs's data of a regular file.
+///
+/// # Safety
+///
+/// `inode` must be a live regular pinwbfs inode.
+pub(crate) unsafe fn inode_data<'a>(inode: *mut bindings::inode) -> &'a InodeData {
+    // SAFETY: Regular pinwbfs inodes get an `InodeData` in `i_private` at creation, freed in
+    // `evict_inode`, after the last use.
+    unsafe { &*(*inode).i_private.cast::<InodeData>() }
+}
+
+// --- the registry of regular files (for syncfs and the flusher) -------------
+
+/// A regular pinwbfs inode, registered from creation to eviction.
+struct InodePtr(*mut bindings::inode);
+
+// SAFETY: Only used under `INODES`'s lock, and with a reference from `igrab`.
+unsafe impl Send for InodePtr {}
+
+kernel::sync::global_lock! {
+    // SAFETY: Initialised in module init, before the filesystem is registered.
+    unsafe(uninit) static INODES: Mutex<KVec<InodePtr>> = KVec::new();
+}
+
+/// Calls `f` on every regular pinwbfs inode (of `sb`, if given), each held
+/// with `igrab` while `f` runs, outside the registry lock.
+pub(crate) fn for_each_inode(
+    sb: Option<*mut bindings::super_block>,
+    mut f: impl FnMut(*mut bindings::inode),
+) {
+    let mut held = KVec::new();
+    {
+        let list = INODES.lock();
+        for p in list.iter() {
+            // SAFETY: Registered inodes are valid until they leave the registry in
+            // `evict_inode`, which takes the lock; `igrab` fails for one being evicted.
+            unsafe {
+                if sb.is_some_and(|sb| (*p.0).i_sb != sb) {
+                    continue;
+                }
+                let inode = bindings::igrab(p.0);
+                if !inode.is_null() && held.push(InodePtr(inode), GFP_KERNEL).is_err() {
+                    bindings::iput(inode);
+                }
+            }
+        }
+    }
+    for p in held {
+        f(p.0);
+        // SAFETY: Drops the reference taken by `igrab`.
+        unsafe { bindings::iput(p.0) };
+    }
+}
+
+// --- the filesystem type ------------------------------------------------------
+
+/// The registered `file_system_type`; unregistered on drop.
+#[pin_data(PinnedDrop)]
+pub(crate) struct Registration {
+    #[pin]
+    fs_type: Opaque<bindings::file_system_type>,
+}
+
+// SAFETY: The VFS owns the registered type's mutable parts; we only pass its address.
+unsafe impl Send for Registration {}
+// SAFETY: As above.
+unsafe impl Sync for Registration {}
+
+extern "C" {
+    fn pinwbfs_init_fs_context(fc: *mut bindings::fs_context) -> c_int;
+}
+
+impl Registration {
+    /// Registers pinwbfs.
+    ///
+    /// # Safety
+    ///
+    /// Called once, from module init.
+    pub(crate) unsafe fn new(module: &'static ThisModule) -> impl PinInit<Self, Error> {
+        // SAFETY: Called once, before any inode exists.
+        unsafe { INODES.init() };
+        try_pin_init!(Self {
+            fs_type <- Opaque::try_ffi_init(move |slot: *mut bindings::file_system_type| {
+                // SAFETY: `slot` is valid for a write; every field not set is zero, as for a
+                // static `struct file_system_type` in C.
+                unsafe {
+                    slot.write(pin_init::zeroed());
+                    (*slot).name = c"pinwbfs".as_char_ptr();
+                    (*slot).init_fs_context = Some(pinwbfs_init_fs_context);
+                    (*slot).kill_sb = Some(kill_sb);
+                    (*slot).owner = module.as_ptr();
+                }
+                // SAFETY: `slot` is a valid, pinned file_system_type; it is unregistered in
+                // drop before its memory goes.
+                kernel::error::to_result(unsafe { bindings::register_filesystem(slot) })
+            }),
+        })
+    }
+}
+
+#[pinned_drop]
+impl PinnedDrop for Registration {
+    fn drop(self: Pin<&mut Self>) {
+        // SAFETY: Registered in `new`. No pinwbfs is mounted: a mount holds a module reference.
+        unsafe { bindings::unregister_filesystem(self.fs_type.get()) };
+    }
+}
+
+#[no_mangle]
+extern "C" fn pinwbfs_alloc_fs_info() -> *mut c_void {
+    match KBox::new(
+        SbInfo {
+            policy: None,
+            mmwb: false,
+        },
+        GFP_KERNEL,
+    ) {
+        Ok(b) => KBox::into_raw(b).cast(),
+        Err(_) => ptr::null_mut(),
+    }
+}
+
+/// # Safety
+///
+/// `fsi` is null or came from `pinwbfs_alloc_fs_info` and is not used again.
+#[no_mangle]
+unsafe extern "C" fn pinwbfs_free_fs_info(fsi: *mut c_void) {
+    if !fsi.is_null() {
+        // SAFETY: As the caller guarantees.
+        drop(unsafe { KBox::from_raw(fsi.cast::<SbInfo>()) });
+    }
+}
+
+/// Mount options: `policy=<naive|skip|wait|bounce|fail|auto>` and `mmwb`.
+///
+/// # Safety
+///
+/// `fsi` came from `pinwbfs_alloc_fs_info`; `key` is a C string, `value` a C
+/// string or null.
+#[no_mangle]
+unsafe extern "C" fn pinwbfs_parse_option(
+    fsi: *mut c_void,
+    key: *const c_char,
+    value: *const c_char,
+) -> c_int {
+    // SAFETY: As the caller guarantees; the fs_context owns `fsi` and is not shared.
+    let (fsi, key) = unsafe { (&mut *fsi.cast::<SbInfo>(), CStr::from_char_ptr(key)) };
+    let value = (!value.is_null()).then(|| {
+        // SAFETY: A non-null `value` is a C string.
+        unsafe { CStr::from_char_ptr(value) }
+    });
+    match (key.to_bytes(), value) {
+        (b"policy", Some(v)) => match Policy::parse(v.to_bytes()) {
+            Ok(p) => {
+                fsi.policy = Some(p);
+                0
+            }
+            Err(e) => e.to_errno(),
+        },
+        (b"mmwb", None) => {
+            fsi.mmwb = true;
+            0
+        }
+        (b"policy" | b"mmwb", _) => EINVAL.to_errno(),
+        _ => -(bindings::ENOPARAM as c_int),
+    }
+}
+
+/// # Safety
+///
+/// Called by `get_tree_nodev` with a new superblock whose `s_fs_info` is ours.
+#[no_mangle]
+unsafe extern "C" fn pinwbfs_fill_super(sb: *mut bindings::super_block) -> c_int {
+    // SAFETY: `sb` is a new superblock being set up, ours alone.
+    unsafe {
+        // MAX_LFS_FILESIZE on 64-bit.
+        (*sb).s_maxbytes = i64::MAX;
+        (*sb).s_blocksize = kernel::page::PAGE_SIZE as c_ulong;
+        (*sb).s_blocksize_bits = kernel::page::PAGE_SHIFT as u8;
+        (*sb).s_magic = PINWBFS_MAGIC as c_ulong;
+        (*sb).s_op = &SUPER_OPS.0;
+        (*sb).s_time_gran = 1;
+        if sb_info(sb).mmwb {
+            let ret = bindings::super_setup_bdi(sb);
+            if ret != 0 {
+                return ret;
+            }
+        }
+        let root = new_inode(sb, ptr::null(), (bindings::S_IFDIR | 0o755) as u16);
+        let Ok(root) = root else {
+            return ENOMEM.to_errno();
+        };
+        (*sb).s_root = bindings::d_make_root(root);
+        if (*sb).s_root.is_null() {
+            return ENOMEM.to_errno();
+        }
+    }
+    0
+}
+
+/// # Safety
+///
+/// Called only by the VFS, as `file_system_type::kill_sb`, once per pinwbfs superblock.
+unsafe extern "C" fn kill_sb(sb: *mut bindings::super_block) {
+    // SAFETY: The VFS hands us our superblock once, at unmount.
+    unsafe {
+        let fsi = (*sb).s_fs_info;
+        bindings::kill_anon_super(sb);
+        pinwbfs_free_fs_info(fsi);
+    }
+}
+
+// --- superblock and inodes ------------------------------------------------------
+
+/// An operations table in a `static`: the kernel only reads it.
+pub(crate) struct Ops<T>(pub(crate) T);
+// SAFETY: The tables are immutable and hold function pointers and pointers to other
+// immutable statics only.
+unsafe impl<T> Sync for Ops<T> {}
+
+static SUPER_OPS: Ops<bindings::super_operations> = Ops(bindings::super_operations {
+    statfs: Some(bindings::simple_statfs),
+    drop_inode: Some(bindings::inode_just_drop),
+    evict_inode: Some(evict_inode),
+    sync_fs: Some(sync_fs),
+    // SAFETY: All-zero is a valid `super_operations` (every callback absent).
+    ..unsafe { core::mem::zeroed() }
+});
+
+/// Allocates an inode of `mode` in `sb`.
+///
+/// # Safety
+///
+/// `sb` is a live pinwbfs superblock; `dir` is null or its directory inode.
+unsafe fn new_inode(
+    sb: *mut bindings::super_block,
+    dir: *const bindings::inode,
+    mode: u16,
+) -> Result<*mut bindings::inode> {
+    let data = if u32::from(mode) & bindings::S_IFMT == bindings::S_IFREG {
+        Some(KBox::pin_init(
+            try_pin_init!(InodeData {
+                store <- Store::new(),
+                wb_lock <- new_mutex!(()),
+            }),
+            GFP_KERNEL,
+        )?)
+    } else {
+        None
+    };
+    // SAFETY: `sb` is valid, as the caller guarantees.
+    let inode = unsafe { bindings::new_inode(sb) };
+    if inode.is_null() {
+        return Err(ENOMEM);
+    }
+    // SAFETY: `inode` is new and ours; the tables are static.
+    unsafe {
+        (*inode).i_ino = bindings::get_next_ino().into();
+        bindings::inode_init_owner(&raw mut bindings::nop_mnt_idmap, inode, dir, mode);
+        (*(*inode).i_mapping).a_ops = &aops::AOPS.0;
+        bindings::simple_inode_init_ts(inode);
+        match u32::from(mode) & bindings::S_IFMT {
+            bindings::S_IFDIR => {
+                (*inode).i_op = &DIR_IOPS.0;
+                (*inode).__bindgen_anon_3.i_fop = &bindings::simple_dir_operations;
+                // Directories start with i_nlink == 2 ("." entry).
+                bindings::inc_nlink(inode);
+            }
+            _ => {
+                (*inode).i_op = &file::FILE_IOPS.0;
+                (*inode).__bindgen_anon_3.i_fop = &file::FILE_FOPS.0;
+            }
+        }
+    }
+    if let Some(data) = data {
+        // SAFETY: Never moved again; freed in `evict_inode`.
+        let raw = KBox::into_raw(unsafe { Pin::into_inner_unchecked(data) });
+        // SAFETY: `inode` is ours until it is published by `d_make_persistent`.
+        unsafe {
+            (*inode).i_private = raw.cast();
+            if sb_info(sb).mmwb {
+                // Unhashed inodes are ignored by __mark_inode_dirty: the kernel's flusher
+                // would never see them.
+                bindings::__insert_inode_hash(inode, (*inode).i_ino);
+            }
+        }
+        if INODES.lock().push(InodePtr(inode), GFP_KERNEL).is_err() {
+            // SAFETY: The inode is not published; `iput` evicts it and frees `raw`.
+            unsafe { bindings::iput(inode) };
+            return Err(ENOMEM);
+        }
+    }
+    Ok(inode)
+}
+
+/// # Safety
+///
+/// Called only by the VFS, as `super_operations::evict_inode`, once per pinwbfs inode.
+unsafe extern "C" fn evict_inode(inode: *mut bindings::inode) {
+    // SAFETY: The VFS evicts a pinwbfs inode once; nobody else uses it now.
+    unsafe {
+        bindings::truncate_inode_pages_final(&raw mut (*inode).i_data);
+        bindings::clear_inode(inode);
+        let data = (*inode).i_private.cast::<InodeData>();
+        if !data.is_null() {
+            let mut list = INODES.lock();
+            if let Some(i) = list.iter().position(|p| p.0 == inode) {
+                let _ = list.remove(i);
+            }
+            drop(list);
+            (*inode).i_private = ptr::null_mut();
+            drop(KBox::from_raw(data));
+        }
+    }
+}
+
+/// `syncfs(2)`, `sync(2)`, umount: data-integrity writeback of every file
+/// (on a noop bdi the kernel's own sync paths do not reach `writepages`).
+/// # Safety
+///
+/// Called only by the VFS, as `super_operations::sync_fs` of a pinwbfs superblock.
+unsafe extern "C" fn sync_fs(sb: *mut bindings::super_block, wait: c_int) -> c_int {
+    let mut ret = 0;
+    for_each_inode(Some(sb), |inode| {
+        // SAFETY: `inode` is a live regular pinwbfs inode (held by `for_each_inode`).
+        let r = unsafe { aops::sync_mapping(inode, 0, i64::MAX, wait != 0) };
+        if ret == 0 {
+            ret = r;
+        }
+    });
+    ret
+}
+
+// --- directories ------------------------------------------------------------------
+
+static DIR_IOPS: Ops<bindings::inode_operations> = Ops(bindings::inode_operations {
+    create: Some(create),
+    lookup: Some(bindings::simple_lookup),
+    link: Some(bindings::simple_link),
+    unlink: Some(bindings::simple_unlink),
+    mkdir: Some(mkdir),
+    rmdir: Some(bindings::simple_rmdir),
+    rename: Some(bindings::simple_rename),
+    // SAFETY: All-zero is a valid `inode_operations`.
+    ..unsafe { core::mem::zeroed() }
+});
+
+/// # Safety
+///
+/// VFS callback contract of `->mknod`.
+unsafe fn mknod(dir: *mut bindings::inode, dentry: *mut bindings::dentry, mode: u16) -> c_int {
+    // SAFETY: `dir` is a live pinwbfs directory.
+    match unsafe { new_inode((*dir).i_sb, dir, mode) } {
+        Ok(inode) => {
+            // SAFETY: `dentry` is a negative dentry of `dir`, locked by the VFS.
+            unsafe {
+                bindings::d_make_persistent(dentry, inode);
+                bindings::inode_set_ctime_current(dir);
+            }
+            0
+        }
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// # Safety
+///
+/// Called only by the VFS, as `inode_operations::create` of a pinwbfs directory, with its locks held.
+unsafe extern "C" fn create(
+    _idmap: *mut bindings::mnt_idmap,
+    dir: *mut bindings::inode,
+    dentry: *mut bindings::dentry,
+    mode: u16,
+) -> c_int {
+    // SAFETY: VFS callback contract.
+    unsafe { mknod(dir, dentry, mode | bindings::S_IFREG as u16) }
+}
+
+/// # Safety
+///
+/// Called only by the VFS, as `inode_operations::mkdir` of a pinwbfs directory, with its locks held.
+unsafe extern "C" fn mkdir(
+    _idmap: *mut bindings::mnt_idmap,
+    dir: *mut bindings::inode,
+    dentry: *mut bindings::dentry,
+    mode: u16,
+) -> *mut bindings::dentry {
+    // SAFETY: VFS callback contract.
+    let ret = unsafe { mknod(dir, dentry, mode | bindings::S_IFDIR as u16) };
+    if ret != 0 {
+        return kernel::error::Error::from_errno(ret).to_ptr();
+    }
+    // SAFETY: `dir` is locked by the VFS.
+    unsafe { bindings::inc_nlink(dir) };
+    ptr::null_mut()
+}
