@@ -15,7 +15,9 @@
 
 SHELL := /bin/bash
 S := scripts
-export KDIR CMD EXTRA CLIPPY PINWB_CACHE PINWB_TIMEOUT
+# CMD is passed to the guest as written: make must not expand its '$'.
+export PINWB_CMD := $(value CMD)
+export KDIR EXTRA CLIPPY PINWB_CACHE PINWB_TIMEOUT
 
 .PHONY: all setup kernel module selftests check run shell layout-check fmt clean
 

@@ -37,7 +37,8 @@ cp "$out"/selftests/* "$stage/selftests/" 2>/dev/null || true
 for f in ${EXTRA:-}; do cp -a "$f" "$stage/extra/"; done
 echo "$mode" > "$stage/etc/pinwb/mode"
 echo "${PINWB_CPUS:-2}" > "$stage/etc/pinwb/cpus"
-[ -z "${CMD:-}" ] || printf '%s\n' "$CMD" > "$stage/etc/pinwb/cmd"
+cmd=${PINWB_CMD:-${CMD:-}}
+[ -z "$cmd" ] || printf '%s\n' "$cmd" > "$stage/etc/pinwb/cmd"
 
 list=$out/initramfs.list
 {

@@ -1,0 +1,570 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * pinwbfs: writeback of pinned folios under each policy, with and without
+ * the simulated DMA writer; what is persisted in the backing store.
+ */
+#include <pthread.h>
+#include <signal.h>
+#include <time.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+
+#include "kselftest_harness.h"
+#include "pinwb_test.h"
+
+#define MNT	"/tmp/pinwbfs"
+#define NPAGES	8
+#define PINNED	4	/* pages 2..5 of the file are pinned */
+
+static size_t psz;
+
+static void knob(const char *name, const char *value)
+{
+	char path[256];
+	int fd;
+
+	snprintf(path, sizeof(path), PINWB_DEBUGFS "/%s", name);
+	fd = open(path, O_WRONLY);
+	if (fd >= 0) {
+		if (write(fd, value, strlen(value)) < 0)
+			perror(path);
+		close(fd);
+	}
+}
+
+static unsigned long long ctr(const char *name)
+{
+	return pinwb_debugfs_u64(name);
+}
+
+/* Reads [off, off + len) of the backing store, bypassing the page cache. */
+static ssize_t read_store(int fd, void *buf, size_t len, off_t off)
+{
+	struct pinwbfs_read_store r = { .offset = off, .len = len, .buf = (unsigned long)buf };
+
+	return ioctl(fd, PINWBFS_IOC_READ_STORE, &r);
+}
+
+static int dma_start(int dev, int handle, unsigned int pattern)
+{
+	struct pinwb_dma d = { .handle = handle, .pattern = pattern, .interval_us = 20 };
+
+	return ioctl(dev, PINWB_IOC_DMA_START, &d) ? -errno : 0;
+}
+
+static long long dma_stop(int dev, int handle)
+{
+	struct pinwb_dma d = { .handle = handle };
+
+	return ioctl(dev, PINWB_IOC_DMA_STOP, &d) ? -errno : (long long)d.passes;
+}
+
+static int mount_pinwbfs(const char *opts)
+{
+	mkdir(MNT, 0755);
+	return mount("none", MNT, "pinwbfs", 0, opts) ? -errno : 0;
+}
+
+/* --- the policy matrix ------------------------------------------------------- */
+
+FIXTURE(policy)
+{
+	int dev, fd;
+	char *map;
+	struct pin_counters before;
+};
+
+FIXTURE_VARIANT(policy)
+{
+	const char *name;
+};
+
+FIXTURE_VARIANT_ADD(policy, naive) { .name = "naive" };
+FIXTURE_VARIANT_ADD(policy, skip) { .name = "skip" };
+FIXTURE_VARIANT_ADD(policy, wait) { .name = "wait" };
+FIXTURE_VARIANT_ADD(policy, bounce) { .name = "bounce" };
+FIXTURE_VARIANT_ADD(policy, fail) { .name = "fail" };
+FIXTURE_VARIANT_ADD(policy, auto) { .name = "auto" };
+
+FIXTURE_SETUP(policy)
+{
+	char opts[64];
+
+	psz = sysconf(_SC_PAGESIZE);
+	/* The flusher only when kicked; IO slow enough for a device to tear it. */
+	knob("flush_period_ms", "0");
+	knob("io_delay_us", "3000");
+	knob("wait_timeout_ms", "300");
+	snprintf(opts, sizeof(opts), "policy=%s", variant->name);
+	ASSERT_EQ(0, mount_pinwbfs(opts));
+	self->dev = open(PINWB_DEV, O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, self->dev);
+	self->fd = open(MNT "/f", O_RDWR | O_CREAT, 0644);
+	ASSERT_LE(0, self->fd);
+	ASSERT_EQ(0, ftruncate(self->fd, NPAGES * psz));
+	self->map = mmap(NULL, NPAGES * psz, PROT_READ | PROT_WRITE, MAP_SHARED, self->fd, 0);
+	ASSERT_NE(MAP_FAILED, self->map);
+	memset(self->map, 'a', NPAGES * psz);
+	pin_counters(&self->before);
+}
+
+FIXTURE_TEARDOWN(policy)
+{
+	munmap(self->map, NPAGES * psz);
+	close(self->fd);
+	close(self->dev);
+	EXPECT_EQ(0, umount(MNT));
+	knob("flush_period_ms", "1000");
+	knob("io_delay_us", "1000");
+	knob("wait_timeout_ms", "5000");
+}
+
+struct outcome {
+	int ret;			/* fsync result (-errno), 0 for a kick */
+	unsigned long long torn, skipped, bounced, waited, timeouts, written;
+};
+
+static void run_case(struct __test_metadata *_metadata, FIXTURE_DATA(policy) *self,
+		     bool integrity, bool longterm, bool dma, struct outcome *o)
+{
+	unsigned long long t0 = ctr("torn_writes"), s0 = ctr("skipped"), b0 = ctr("bounced");
+	unsigned long long w0 = ctr("waited"), to0 = ctr("wait_timeouts"), f0 = ctr("folios_written");
+	unsigned int flags = PINWB_PIN_WRITE | (longterm ? PINWB_PIN_LONGTERM : 0);
+	int h;
+
+	h = pinwb_pin_range(self->dev, self->map + 2 * psz, PINNED * psz, flags, NULL);
+	ASSERT_LT(0, h);
+	/* Dirty every page, pinned or not, through the CPU. */
+	memset(self->map, 'b', NPAGES * psz);
+	if (dma) {
+		ASSERT_EQ(0, dma_start(self->dev, h, 'A'));
+		usleep(2000);
+	}
+	if (integrity) {
+		o->ret = fsync(self->fd) ? -errno : 0;
+	} else {
+		knob("flush_kick", "1");
+		o->ret = 0;
+	}
+	if (dma)
+		ASSERT_LT(0, dma_stop(self->dev, h));
+	ASSERT_EQ(0, pinwb_unpin_handle(self->dev, h, dma ? PINWB_UNPIN_DIRTY : 0));
+	o->torn = ctr("torn_writes") - t0;
+	o->skipped = ctr("skipped") - s0;
+	o->bounced = ctr("bounced") - b0;
+	o->waited = ctr("waited") - w0;
+	o->timeouts = ctr("wait_timeouts") - to0;
+	o->written = ctr("folios_written") - f0;
+	/* Whatever the policy did, a sync with nothing pinned persists everything. */
+	ASSERT_EQ(0, fsync(self->fd));
+}
+
+TEST_F(policy, matrix)
+{
+	const char *p = variant->name;
+	bool naive = !strcmp(p, "naive"), skip = !strcmp(p, "skip"), wait = !strcmp(p, "wait");
+	bool bounce = !strcmp(p, "bounce"), fail = !strcmp(p, "fail"), autop = !strcmp(p, "auto");
+	int i;
+
+	for (i = 0; i < 8; i++) {
+		bool integrity = i & 1, longterm = i & 2, dma = i & 4;
+		struct outcome o;
+		int want_ret = 0;
+
+		run_case(_metadata, self, integrity, longterm, dma, &o);
+		TH_LOG("%s %s %s dma=%d: ret %d torn %llu skipped %llu bounced %llu waited %llu "
+		       "timeouts %llu written %llu", p, integrity ? "fsync" : "kick",
+		       longterm ? "longterm" : "shortterm", dma, o.ret, o.torn, o.skipped, o.bounced,
+		       o.waited, o.timeouts, o.written);
+
+		/* The bug, reproduced: only naive writes a folio while a device writes it. */
+		if (naive && dma) {
+			EXPECT_LT(0ULL, o.torn);
+		} else {
+			EXPECT_EQ(0ULL, o.torn);
+		}
+
+		if (integrity) {
+			if (skip || (fail && longterm))
+				want_ret = -EBUSY;
+			else if (wait || ((fail || autop) && !longterm))
+				want_ret = -ETIMEDOUT;	/* the pin outlives wait_timeout_ms */
+		}
+		EXPECT_EQ(want_ret, o.ret);
+
+		/* Unpinned pages are always written. */
+		EXPECT_LE((unsigned long long)(NPAGES - PINNED), o.written);
+		if (naive) {
+			EXPECT_EQ(0ULL, o.skipped + o.bounced + o.waited);
+		}
+		if (bounce || (autop && integrity && longterm)) {
+			EXPECT_EQ((unsigned long long)PINNED, o.bounced);
+		} else {
+			EXPECT_EQ(0ULL, o.bounced);
+		}
+		if (want_ret == -ETIMEDOUT) {
+			EXPECT_LE(1ULL, o.timeouts);
+		}
+		if (!integrity && !naive && !bounce) {
+			EXPECT_EQ((unsigned long long)PINNED, o.skipped);
+		}
+	}
+	ASSERT_NOTHING_LEAKED(&self->before);
+}
+
+/*
+ * Seed 004: RDMA into an mmaped file, transfer complete, pages still pinned,
+ * fsync. The device never dirtied the folios; the policies that claim to
+ * persist data must write them anyway; skip and fail must say they did not.
+ */
+TEST_F(policy, fsync_persists_device_writes_into_pinned_folios)
+{
+	char *store = malloc(PINNED * psz);
+	bool persists = !strcmp(variant->name, "naive") || !strcmp(variant->name, "bounce") ||
+			!strcmp(variant->name, "auto");
+	int h, ret;
+
+	ASSERT_NE(NULL, store);
+	ASSERT_EQ(0, fsync(self->fd));		/* 'a' everywhere, clean */
+	h = pinwb_pin_range(self->dev, self->map + 2 * psz, PINNED * psz,
+			    PINWB_PIN_WRITE | PINWB_PIN_LONGTERM, NULL);
+	ASSERT_LT(0, h);
+	ASSERT_EQ(0, dma_start(self->dev, h, 'D'));
+	usleep(5000);
+	ASSERT_LT(0, dma_stop(self->dev, h));	/* transfer complete, pin kept */
+	ASSERT_NE('a', self->map[2 * psz]);
+
+	ret = fsync(self->fd) ? -errno : 0;
+	ASSERT_EQ((ssize_t)(PINNED * psz), read_store(self->fd, store, PINNED * psz, 2 * psz));
+	if (persists) {
+		EXPECT_EQ(0, ret);
+		EXPECT_EQ(0, memcmp(store, self->map + 2 * psz, PINNED * psz));
+	} else {
+		/* skip, fail: an error, not a false success; wait: times out with the pin held. */
+		EXPECT_EQ(!strcmp(variant->name, "wait") ? -ETIMEDOUT : -EBUSY, ret);
+		EXPECT_NE(0, memcmp(store, self->map + 2 * psz, PINNED * psz));
+	}
+	/* Nothing lost: once the pin goes (as a driver would: dirty), fsync persists it. */
+	ASSERT_EQ(0, pinwb_unpin_handle(self->dev, h, PINWB_UNPIN_DIRTY));
+	ASSERT_EQ(0, fsync(self->fd));
+	ASSERT_EQ((ssize_t)(PINNED * psz), read_store(self->fd, store, PINNED * psz, 2 * psz));
+	EXPECT_EQ(0, memcmp(store, self->map + 2 * psz, PINNED * psz));
+	free(store);
+	ASSERT_NOTHING_LEAKED(&self->before);
+}
+
+struct fsync_thread {
+	int fd, ret;
+	pthread_t th;
+};
+
+static void *do_fsync(void *arg)
+{
+	struct fsync_thread *t = arg;
+
+	t->ret = fsync(t->fd) ? -errno : 0;
+	return NULL;
+}
+
+static void on_usr1(int sig)
+{
+	(void)sig;
+}
+
+/* wait: the unpin wakes the waiting fsync through the wait queue, long before the timeout. */
+TEST(wait_is_woken_by_unpin_and_interruptible)
+{
+	struct { int dev, fd; char *map; struct pin_counters before; } s, *self = &s;
+	struct fsync_thread t;
+	struct timespec a, b;
+	unsigned long long to0 = ctr("wait_timeouts");
+	double secs;
+	int h;
+
+	psz = sysconf(_SC_PAGESIZE);
+	ASSERT_EQ(0, mount_pinwbfs("policy=wait"));
+	self->dev = open(PINWB_DEV, O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, self->dev);
+	self->fd = open(MNT "/w", O_RDWR | O_CREAT, 0644);
+	ASSERT_LE(0, self->fd);
+	ASSERT_EQ(0, ftruncate(self->fd, psz));
+	self->map = mmap(NULL, psz, PROT_READ | PROT_WRITE, MAP_SHARED, self->fd, 0);
+	ASSERT_NE(MAP_FAILED, self->map);
+	pin_counters(&self->before);
+	t.fd = self->fd;
+	knob("wait_timeout_ms", "10000");
+	h = pinwb_pin_range(self->dev, self->map, psz, PINWB_PIN_WRITE | PINWB_PIN_LONGTERM, NULL);
+	ASSERT_LT(0, h);
+	self->map[0] = 'w';
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	ASSERT_EQ(0, pthread_create(&t.th, NULL, do_fsync, &t));
+	usleep(200000);
+	ASSERT_EQ(0, pinwb_unpin_handle(self->dev, h, 0));
+	ASSERT_EQ(0, pthread_join(t.th, NULL));
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	secs = b.tv_sec - a.tv_sec + (b.tv_nsec - a.tv_nsec) / 1e9;
+	EXPECT_EQ(0, t.ret);
+	EXPECT_GT(2.0, secs) TH_LOG("fsync took %.3f s", secs);
+	EXPECT_EQ(to0, ctr("wait_timeouts"));
+
+	/* A signal interrupts the wait: EINTR, the folio stays dirty. */
+	signal(SIGUSR1, on_usr1);
+	h = pinwb_pin_range(self->dev, self->map, psz, PINWB_PIN_WRITE | PINWB_PIN_LONGTERM, NULL);
+	ASSERT_LT(0, h);
+	self->map[0] = 'x';
+	ASSERT_EQ(0, pthread_create(&t.th, NULL, do_fsync, &t));
+	usleep(200000);
+	ASSERT_EQ(0, pthread_kill(t.th, SIGUSR1));
+	ASSERT_EQ(0, pthread_join(t.th, NULL));
+	EXPECT_EQ(-EINTR, t.ret);
+	ASSERT_EQ(0, pinwb_unpin_handle(self->dev, h, 0));
+	ASSERT_EQ(0, fsync(self->fd));
+	knob("wait_timeout_ms", "5000");
+	munmap(self->map, psz);
+	close(self->fd);
+	close(self->dev);
+	EXPECT_EQ(0, umount(MNT));
+	ASSERT_NOTHING_LEAKED(&self->before);
+}
+
+/* --- nothing lost: plain writes, mmap stores, the load-then-store trap -------- */
+
+FIXTURE(fs)
+{
+	int fd;
+};
+
+FIXTURE_SETUP(fs)
+{
+	psz = sysconf(_SC_PAGESIZE);
+	ASSERT_EQ(0, mount_pinwbfs("policy=auto"));
+	self->fd = open(MNT "/g", O_RDWR | O_CREAT, 0644);
+	ASSERT_LE(0, self->fd);
+}
+
+FIXTURE_TEARDOWN(fs)
+{
+	close(self->fd);
+	EXPECT_EQ(0, umount(MNT));
+}
+
+static void expect_store_equals(struct __test_metadata *_metadata, int fd, const char *want,
+				size_t len)
+{
+	char *got = malloc(len);
+
+	ASSERT_NE(NULL, got);
+	ASSERT_EQ((ssize_t)len, read_store(fd, got, len, 0));
+	EXPECT_EQ(0, memcmp(got, want, len));
+	free(got);
+}
+
+TEST_F(fs, write_fsync_persists_and_survives_drop_caches)
+{
+	char buf[3 * 4096 + 100], back[sizeof(buf)];
+	size_t i;
+	int dc;
+
+	for (i = 0; i < sizeof(buf); i++)
+		buf[i] = (char)(i * 7);
+	ASSERT_EQ((ssize_t)sizeof(buf), pwrite(self->fd, buf, sizeof(buf), 0));
+	/* Not persisted before a sync (the flusher is periodic; stop it for this). */
+	ASSERT_EQ(0, fsync(self->fd));
+	expect_store_equals(_metadata, self->fd, buf, sizeof(buf));
+	/* Drop the page cache: reads now come from the backing store (read_folio). */
+	dc = open("/proc/sys/vm/drop_caches", O_WRONLY);
+	ASSERT_LE(0, dc);
+	ASSERT_EQ(1, write(dc, "3", 1));
+	close(dc);
+	ASSERT_EQ((ssize_t)sizeof(back), pread(self->fd, back, sizeof(back), 0));
+	EXPECT_EQ(0, memcmp(buf, back, sizeof(buf)));
+	/* A partial overwrite of a page read back from the store keeps the rest. */
+	ASSERT_EQ(3, pwrite(self->fd, "xyz", 3, 4096 + 10));
+	memcpy(buf + 4096 + 10, "xyz", 3);
+	ASSERT_EQ(0, fdatasync(self->fd));
+	expect_store_equals(_metadata, self->fd, buf, sizeof(buf));
+	/* Truncation reaches the store. */
+	ASSERT_EQ(0, ftruncate(self->fd, 100));
+	ASSERT_EQ(0, ftruncate(self->fd, sizeof(buf)));
+	memset(buf + 100, 0, sizeof(buf) - 100);
+	expect_store_equals(_metadata, self->fd, buf, sizeof(buf));
+}
+
+TEST_F(fs, mmap_stores_are_never_lost)
+{
+	size_t len = 4 * psz;
+	char *want = calloc(1, len), *map;
+	volatile char sink;
+
+	ASSERT_NE(NULL, want);
+	ASSERT_EQ(0, ftruncate(self->fd, len));
+	map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, self->fd, 0);
+	ASSERT_NE(MAP_FAILED, map);
+
+	/* Store first: the write fault dirties the folio. */
+	map[0] = 's';
+	want[0] = 's';
+	/* Load first, then store: no fault on the store, only the PTE's dirty bit. */
+	sink = map[psz];
+	(void)sink;
+	map[psz] = 'l';
+	want[psz] = 'l';
+	ASSERT_EQ(0, msync(map, len, MS_SYNC));
+	expect_store_equals(_metadata, self->fd, want, len);
+
+	/* Stores after a completed writeback must fault again and be persisted. */
+	map[0] = 'S';
+	map[psz + 1] = 'L';
+	map[3 * psz] = 'T';
+	want[0] = 'S';
+	want[psz + 1] = 'L';
+	want[3 * psz] = 'T';
+	ASSERT_EQ(0, fsync(self->fd));
+	expect_store_equals(_metadata, self->fd, want, len);
+
+	/* The cleaning flusher finds them too. */
+	map[2 * psz] = 'K';
+	want[2 * psz] = 'K';
+	knob("flush_kick", "1");
+	expect_store_equals(_metadata, self->fd, want, len);
+
+	/* syncfs(2) */
+	map[2 * psz + 1] = 'Y';
+	want[2 * psz + 1] = 'Y';
+	ASSERT_EQ(0, syncfs(self->fd));
+	expect_store_equals(_metadata, self->fd, want, len);
+	munmap(map, len);
+	free(want);
+}
+
+/* The periodic cleaning flusher writes without being asked. */
+TEST_F(fs, periodic_flusher)
+{
+	char got[4];
+	int i;
+
+	knob("flush_period_ms", "50");
+	ASSERT_EQ(4, pwrite(self->fd, "tick", 4, 0));
+	for (i = 0; i < 100; i++) {
+		usleep(20000);
+		ASSERT_EQ(4, read_store(self->fd, got, 4, 0));
+		if (!memcmp(got, "tick", 4))
+			break;
+	}
+	EXPECT_EQ(0, memcmp(got, "tick", 4));
+	knob("flush_period_ms", "1000");
+}
+
+TEST(read_store_errors)
+{
+	struct pinwbfs_read_store r = { 0 };
+	char buf[16];
+	int fd;
+
+	psz = sysconf(_SC_PAGESIZE);
+	ASSERT_EQ(0, mount_pinwbfs(NULL));
+	fd = open(MNT "/h", O_RDWR | O_CREAT, 0644);
+	ASSERT_LE(0, fd);
+	r.buf = (unsigned long)buf;
+	r.len = sizeof(buf);
+	r.reserved[1] = 1;
+	EXPECT_EQ(-1, ioctl(fd, PINWBFS_IOC_READ_STORE, &r));
+	EXPECT_EQ(EINVAL, errno);
+	r.reserved[1] = 0;
+	r.offset = ~0ULL;
+	EXPECT_EQ(-1, ioctl(fd, PINWBFS_IOC_READ_STORE, &r));
+	EXPECT_EQ(EINVAL, errno);
+	r.offset = 0;
+	r.buf = 1;
+	EXPECT_EQ(-1, ioctl(fd, PINWBFS_IOC_READ_STORE, &r));
+	EXPECT_EQ(EFAULT, errno);
+	EXPECT_EQ(-1, ioctl(fd, _IO(PINWB_IOC_MAGIC, 0x41)));
+	EXPECT_EQ(ENOTTY, errno);
+	/* Unknown mount options and policies are refused. */
+	EXPECT_EQ(-EINVAL, mount("none", "/tmp", "pinwbfs", 0, "policy=bogus") ? -errno : 0);
+	EXPECT_EQ(-EINVAL, mount("none", "/tmp", "pinwbfs", 0, "frobnicate") ? -errno : 0);
+	close(fd);
+	EXPECT_EQ(0, umount(MNT));
+}
+
+/* --- the simulated device's own errors ------------------------------------------ */
+
+TEST(dma_errors)
+{
+	char *buf = mmap(NULL, 2 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	int dev = open(PINWB_DEV, O_RDWR | O_CLOEXEC), ro, rw;
+	struct pinwb_dma d = { 0 };
+
+	ASSERT_NE(MAP_FAILED, buf);
+	ASSERT_LE(0, dev);
+	memset(buf, 1, 2 * 4096);
+	ro = pinwb_pin_range(dev, buf, 4096, PINWB_PIN_LONGTERM, NULL);
+	rw = pinwb_pin_range(dev, buf, 2 * 4096, PINWB_PIN_LONGTERM | PINWB_PIN_WRITE, NULL);
+	ASSERT_LT(0, ro);
+	ASSERT_LT(0, rw);
+	EXPECT_EQ(-EINVAL, dma_start(dev, ro, 0));	/* not pinned for writing */
+	EXPECT_EQ(-ENOENT, dma_start(dev, 999, 0));
+	EXPECT_EQ(-ESRCH, dma_stop(dev, rw));		/* none running */
+	d.handle = rw;
+	d.reserved[0] = 1;
+	EXPECT_EQ(-1, ioctl(dev, PINWB_IOC_DMA_START, &d));
+	EXPECT_EQ(EINVAL, errno);
+	EXPECT_EQ(0, dma_start(dev, rw, 0x10));
+	EXPECT_EQ(-EBUSY, dma_start(dev, rw, 0x10));
+	usleep(1000);
+	/* The device writes behind the page tables; the CPU sees it. */
+	EXPECT_NE(1, buf[0]);
+	/* Unpinning stops it; close would too. */
+	EXPECT_EQ(0, pinwb_unpin_handle(dev, rw, 0));
+	EXPECT_EQ(0, dma_start(dev, ro, 0) == -EINVAL ? 0 : 1);
+	ro = pinwb_pin_range(dev, buf, 4096, PINWB_PIN_WRITE, NULL);
+	ASSERT_LT(0, ro);
+	EXPECT_EQ(0, dma_start(dev, ro, 0x20));
+	close(dev);	/* with a writer running */
+	munmap(buf, 2 * 4096);
+}
+
+/* --- mmwb: a writeback-capable bdi, as mainline sees it --------------------------- */
+
+TEST(mmwb_refuses_rw_longterm_pins_and_kernel_fsync_reaches_writepages)
+{
+	int dev = open(PINWB_DEV, O_RDWR | O_CLOEXEC), fd, h;
+	unsigned long long all0;
+	char *map, got[8];
+
+	psz = sysconf(_SC_PAGESIZE);
+	ASSERT_LE(0, dev);
+	ASSERT_EQ(0, mount_pinwbfs("mmwb,policy=auto"));
+	fd = open(MNT "/m", O_RDWR | O_CREAT, 0644);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, ftruncate(fd, 4 * psz));
+	map = mmap(NULL, 4 * psz, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	ASSERT_NE(MAP_FAILED, map);
+	memset(map, 'm', 4 * psz);
+	/* mm: vma_needs_dirty_tracking() -> no R/W FOLL_LONGTERM. */
+	EXPECT_EQ(-EFAULT, pinwb_pin_range(dev, map, 4 * psz,
+					    PINWB_PIN_LONGTERM | PINWB_PIN_WRITE, NULL));
+	EXPECT_EQ(-EFAULT, pinwb_pin_range(dev, map, 4 * psz,
+					    PINWB_PIN_LONGTERM | PINWB_PIN_WRITE | PINWB_PIN_FAST, NULL));
+	/* Short-term, and long-term read-only, are allowed. */
+	h = pinwb_pin_range(dev, map, 4 * psz, PINWB_PIN_WRITE, NULL);
+	EXPECT_LT(0, h);
+	EXPECT_EQ(0, pinwb_unpin_handle(dev, h, 0));
+	h = pinwb_pin_range(dev, map, 4 * psz, PINWB_PIN_LONGTERM, NULL);
+	EXPECT_LT(0, h);
+	EXPECT_EQ(0, pinwb_unpin_handle(dev, h, 0));
+	/* fsync goes through file_write_and_wait_range() -> do_writepages(). */
+	all0 = ctr("writepages_all");
+	map[5] = 'M';
+	ASSERT_EQ(0, fsync(fd));
+	EXPECT_LT(all0, ctr("writepages_all"));
+	ASSERT_EQ(8, read_store(fd, got, 8, 0));
+	EXPECT_EQ('M', got[5]);
+	munmap(map, 4 * psz);
+	close(fd);
+	close(dev);
+	EXPECT_EQ(0, umount(MNT));
+}
+
+TEST_HARNESS_MAIN
