@@ -197,19 +197,26 @@ unsafe fn prepass(
     }
 }
 
-/// Waits (interruptibly, at most `wait_timeout_ms`) until nobody pins
-/// `folio`. The folio must not be locked: the pinner's unpin may lock it.
+/// Waits (interruptibly) until nobody pins `folio`, at most until `wait_timeout_ms`
+/// after `since`, the start of the writepages call: the timeout bounds the whole
+/// sync, not each folio. The folio must not be locked: the pinner's unpin may
+/// lock it.
 ///
 /// # Safety
 ///
 /// The caller holds a reference on `folio`.
-unsafe fn wait_unpinned(folio: *mut bindings::folio) -> Result {
+unsafe fn wait_unpinned(folio: *mut bindings::folio, since: Instant<Monotonic>) -> Result {
     let start = Instant::<Monotonic>::now();
-    let ms = TUNABLES.wait_timeout_ms.load(Relaxed);
+    let budget_ms = TUNABLES.wait_timeout_ms.load(Relaxed) as i64;
+    let left_ms = (budget_ms - since.elapsed().as_millis()).clamp(0, i64::from(u32::MAX));
     // SAFETY: Plain conversion.
-    let jiffies = unsafe { bindings::__msecs_to_jiffies(ms as u32) } as i64;
+    let jiffies = unsafe { bindings::__msecs_to_jiffies(left_ms as u32) } as i64;
     // SAFETY: The folio stays referenced, as the caller guarantees.
-    let ret = wait_until(|| unsafe { classify(folio) } == Pinned::No, jiffies);
+    let ret = wait_until(
+        || unsafe { classify(folio) } == Pinned::No,
+        jiffies,
+        left_ms > 0,
+    );
     COUNTERS.waited.add(1, Relaxed);
     COUNTERS
         .wait_ns
@@ -232,6 +239,7 @@ unsafe fn write_folio(
     wbc: *mut bindings::writeback_control,
     folio: *mut bindings::folio,
     integrity: bool,
+    since: Instant<Monotonic>,
     ios: &mut KVec<Io>,
 ) -> c_int {
     // SAFETY: `mapping` is a live pinwbfs mapping.
@@ -249,7 +257,7 @@ unsafe fn write_folio(
         // SAFETY: The folio stays referenced by the batch while we sleep unlocked.
         let waited = unsafe {
             bindings::folio_unlock(folio);
-            let ret = wait_unpinned(folio);
+            let ret = wait_unpinned(folio, since);
             pinwb_folio_lock(folio);
             ret
         };
@@ -377,6 +385,7 @@ unsafe extern "C" fn writepages(
         };
         prepass(mapping, first, last, integrity);
 
+        let since = Instant::<Monotonic>::now();
         let mut ios = KVec::new();
         let mut err: c_int = 0;
         let mut folio = core::ptr::null_mut();
@@ -385,7 +394,7 @@ unsafe extern "C" fn writepages(
             if folio.is_null() {
                 break;
             }
-            let e = write_folio(mapping, wbc, folio, integrity, &mut ios);
+            let e = write_folio(mapping, wbc, folio, integrity, since, &mut ios);
             if e != 0 {
                 err = e;
             }

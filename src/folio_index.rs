@@ -220,11 +220,15 @@ pub(crate) fn notify_released() {
 }
 
 /// Sleeps interruptibly until `cond()` holds, re-checking it whenever a pin
-/// is released, for at most `timeout_jiffies`. `ETIMEDOUT` when the time runs
-/// out (e.g. a foreign pin, whose release pinwb is not told about), `EINTR`
-/// on a signal.
-pub(crate) fn wait_until(mut cond: impl FnMut() -> bool, timeout_jiffies: i64) -> Result {
-    let mut left = timeout_jiffies.max(1);
+/// is released, for at most `timeout_jiffies` (none at all unless `sleep`).
+/// `ETIMEDOUT` when the time runs out (e.g. a foreign pin, whose release
+/// pinwb is not told about), `EINTR` on a signal.
+pub(crate) fn wait_until(
+    mut cond: impl FnMut() -> bool,
+    timeout_jiffies: i64,
+    sleep: bool,
+) -> Result {
+    let mut left = if sleep { timeout_jiffies.max(1) } else { 0 };
     let mut entry = core::mem::MaybeUninit::<bindings::wait_queue_entry>::zeroed();
     // SAFETY: `entry` is valid memory for a wait queue entry.
     unsafe { bindings::init_wait_entry(entry.as_mut_ptr(), 0) };
