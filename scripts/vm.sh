@@ -9,12 +9,13 @@
 #   run    show what pinwb exposes; CMD='…' runs a command in the guest, in
 #          /extra where the EXTRA='file…' files are copied.
 #   shell  interactive guest shell on this terminal.
+#   bench  run selftests/pinwb_bench (QUICK=1: -q); CSV in build/bench/.
 #
 # Logs: build/logs/<mode>-<time>/{console.log,tap.log}; build/logs/latest.
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
 
-mode=${1:?usage: vm.sh check|run|shell}
+mode=${1:?usage: vm.sh check|run|shell|bench}
 kbuild=$("$PINWB_ROOT/scripts/kernel.sh")
 bzimage=$kbuild/arch/x86/boot/bzImage
 [ -f "$bzimage" ] || pinwb_die "no bzImage in $kbuild"
@@ -35,7 +36,21 @@ cp "$PINWB_ROOT/scripts/guest/pinwb-guest" "$stage/bin/pinwb-guest"
 cp "$PINWB_ROOT/pinwb.ko" "$stage/lib/modules/"
 cp "$out"/selftests/* "$stage/selftests/" 2>/dev/null || true
 for f in ${EXTRA:-}; do cp -a "$f" "$stage/extra/"; done
+
+# add_tool PATH: a dynamically linked program from the host, with every
+# library it loads, at the same paths (the guest then runs it as is).
+add_tool() {
+	local f lib
+	for f in "$1" $(ldd "$1" | awk '/=> \// {print $3} /^\t\/lib/ {print $1}'); do
+		lib=$(readlink -f "$f")
+		mkdir -p "$stage$(dirname "$f")"
+		[ -e "$stage$f" ] || cp "$lib" "$stage$f"
+	done
+}
+add_tool /usr/sbin/xfs_io
+add_tool /usr/bin/fio
 echo "$mode" > "$stage/etc/pinwb/mode"
+[ -z "${QUICK:-}" ] || echo "-q" > "$stage/etc/pinwb/bench-args"
 echo "${PINWB_CPUS:-2}" > "$stage/etc/pinwb/cpus"
 cmd=${PINWB_CMD:-${CMD:-}}
 [ -z "$cmd" ] || printf '%s\n' "$cmd" > "$stage/etc/pinwb/cmd"
@@ -51,7 +66,8 @@ list=$out/initramfs.list
 		else echo "file $p $stage$p $m 0 0"; fi
 	done
 } > "$list"
-"$kbuild/usr/gen_init_cpio" "$list" | gzip -1 > "$out/initramfs.cpio.gz"
+# Uncompressed: unpacking gzip in a TCG guest costs more than reading the cpio.
+"$kbuild/usr/gen_init_cpio" "$list" > "$out/initramfs.cpio"
 
 # --- QEMU ------------------------------------------------------------------
 # TCG unless the host has real VMX/SVM: kvm_pvm (a software "VM" for nested
@@ -64,7 +80,7 @@ fi
 # CPU per socket: hence sockets, not cores.
 cpus=${PINWB_CPUS:-2}
 qemu=(qemu-system-x86_64 "${accel[@]}" -smp "$cpus,sockets=$cpus" -m "${PINWB_MEM:-1G}" -no-reboot
-	-kernel "$bzimage" -initrd "$out/initramfs.cpio.gz"
+	-kernel "$bzimage" -initrd "$out/initramfs.cpio"
 	-append "console=ttyS0 panic=-1 rdinit=/init ${PINWB_APPEND:-}")
 
 if [ "$mode" = shell ]; then
@@ -94,6 +110,16 @@ grep -q '^# pinwb-guest: done' "$tapf" || problems+=("the guest did not finish i
 splats=$(grep -nE 'BUG:|WARNING:|Oops|KASAN:|UBSAN:|possible circular locking|possible recursive locking|inconsistent lock state|INFO: task .* blocked|Kernel panic|general protection fault|unreferenced object|rcu_.*detected stall' "$console" || true)
 [ -z "$splats" ] || problems+=("the guest log shows kernel splats:
 $(sed "s|^|  $console:|" <<< "$splats")")
+
+if [ "$mode" = bench ]; then
+	for p in "${problems[@]}"; do pinwb_log "$p"; done
+	mkdir -p "$out/bench"
+	csv=$out/bench/bench-$(date +%Y%m%d-%H%M%S).csv
+	sed -n '/^# csv-begin/,/^# csv-end/p' "$tapf" | sed '1d;$d' > "$csv"
+	pinwb_log "results: $csv (and $tapf)"
+	[ ${#problems[@]} = 0 ]
+	exit
+fi
 
 if [ "$mode" = run ]; then
 	for p in "${problems[@]}"; do pinwb_log "$p"; done

@@ -11,21 +11,13 @@
  *            and the pinned bytes the store does not have ("lost");
  *   fsync #3 after the driver's unpin (dirty): the bytes still lost.
  */
-#include <errno.h>
-#include <fcntl.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <time.h>
-#include <unistd.h>
-#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 
-#include <pinwb.h>
+#include "pinwb_test.h"
 
-#define DBG	"/sys/kernel/debug/pinwb/"
 #define MNT	"/tmp/pinwb-demo"
 #define NPAGES	16
 #define FIRST	4
@@ -35,30 +27,13 @@ static size_t psz;
 
 static unsigned long long ctr(const char *name)
 {
-	char path[128], buf[32] = "";
-	int fd;
-
-	snprintf(path, sizeof(path), DBG "%s", name);
-	fd = open(path, O_RDONLY);
-	if (fd < 0 || read(fd, buf, sizeof(buf) - 1) < 0)
-		buf[0] = 0;
-	if (fd >= 0)
-		close(fd);
-	return strtoull(buf, NULL, 0);
+	return pinwb_debugfs_u64(name);
 }
 
 static void knob(const char *name, const char *value)
 {
-	char path[128];
-	int fd;
-
-	snprintf(path, sizeof(path), DBG "%s", name);
-	fd = open(path, O_WRONLY);
-	if (fd >= 0) {
-		if (write(fd, value, strlen(value)) < 0)
-			perror(path);
-		close(fd);
-	}
+	if (pinwb_knob(name, value))
+		perror(name);
 }
 
 static double now_ms(void)

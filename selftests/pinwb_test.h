@@ -72,6 +72,22 @@ static inline unsigned long long pinwb_debugfs_u64(const char *name)
 	return strtoull(buf, NULL, 0);
 }
 
+/* Writes a pinwb debugfs knob. */
+static inline int pinwb_knob(const char *name, const char *value)
+{
+	char path[256];
+	int fd, ret = 0;
+
+	snprintf(path, sizeof(path), PINWB_DEBUGFS "/%s", name);
+	fd = open(path, O_WRONLY);
+	if (fd < 0)
+		return -errno;
+	if (write(fd, value, strlen(value)) < 0)
+		ret = -errno;
+	close(fd);
+	return ret;
+}
+
 /* A /proc/vmstat counter, after folding every CPU's pending deltas. */
 static inline long long vmstat(const char *name)
 {

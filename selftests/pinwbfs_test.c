@@ -21,16 +21,8 @@ static size_t psz;
 
 static void knob(const char *name, const char *value)
 {
-	char path[256];
-	int fd;
-
-	snprintf(path, sizeof(path), PINWB_DEBUGFS "/%s", name);
-	fd = open(path, O_WRONLY);
-	if (fd >= 0) {
-		if (write(fd, value, strlen(value)) < 0)
-			perror(path);
-		close(fd);
-	}
+	if (pinwb_knob(name, value))
+		perror(name);
 }
 
 static unsigned long long ctr(const char *name)

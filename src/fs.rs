@@ -15,7 +15,10 @@
 //! `page_mkwrite`: the kernel's own flusher and fsync path drive writepages,
 //! and mm refuses R/W long-term pins (EFAULT), as mainline intends.
 
-use crate::{aops, file, policy::Policy, stats::TUNABLES, store::Store};
+use crate::{
+    aops, file, helpers::pinwb_mapping_set_stable_writes, policy::Policy, stats::TUNABLES,
+    store::Store,
+};
 use core::ptr;
 use kernel::{
     bindings,
@@ -351,6 +354,10 @@ unsafe fn new_inode(
         // SAFETY: `inode` is ours until it is published by `d_make_persistent`.
         unsafe {
             (*inode).i_private = raw.cast();
+            // Stable pages, as a checksumming filesystem needs: write(2) and page_mkwrite
+            // wait for writeback of the folio. Stores through a default (noop bdi) mapping
+            // cannot be held back: there is no write-notify.
+            pinwb_mapping_set_stable_writes((*inode).i_mapping);
             if sb_info(sb).mmwb {
                 // Unhashed inodes are ignored by __mark_inode_dirty: the kernel's flusher
                 // would never see them.

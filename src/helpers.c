@@ -151,6 +151,11 @@ bool pinwb_queue_delayed_work(struct delayed_work *dwork, unsigned long delay)
 	return queue_delayed_work(system_unbound_wq, dwork, delay);
 }
 
+void pinwb_mapping_set_stable_writes(struct address_space *mapping)
+{
+	mapping_set_stable_writes(mapping);
+}
+
 loff_t pinwb_i_size_read(const struct inode *inode)
 {
 	return i_size_read(inode);

@@ -52,6 +52,7 @@ void pinwb_init_delayed_work(struct delayed_work *dwork, void (*func)(struct wor
 bool pinwb_queue_delayed_work(struct delayed_work *dwork, unsigned long delay);
 
 /* inodes and mappings */
+void pinwb_mapping_set_stable_writes(struct address_space *mapping);
 loff_t pinwb_i_size_read(const struct inode *inode);
 void pinwb_i_size_write(struct inode *inode, loff_t size);
 

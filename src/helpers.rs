@@ -63,6 +63,9 @@ extern "C" {
         delay: usize,
     ) -> bool;
 
+    /// `mapping_set_stable_writes(mapping)`.
+    pub(crate) fn pinwb_mapping_set_stable_writes(mapping: *mut address_space);
+
     pub(crate) fn pinwb_i_size_read(inode: *const inode) -> i64;
     pub(crate) fn pinwb_i_size_write(inode: *mut inode, size: i64);
 }
