@@ -139,16 +139,13 @@ impl PinwbFile {
         let mut args: pinwb_pin = r.read()?;
         let req = request::validate_pin(&args, module_parameters::max_pages_per_pin.value())?;
         // Reserve a slot in the per-file limit first, so that concurrent pins cannot exceed it.
+        // `pin_and_store` gives it back unless a record now holds it.
         let max = module_parameters::max_pins_per_file.value();
         if self.nr_pins.fetch_add(1, Relaxed) >= max {
             self.nr_pins.fetch_sub(1, Relaxed);
             return Err(ENOSPC);
         }
-        let ret = self.pin_and_store(&req, &mut args, w);
-        if ret.is_err() {
-            self.nr_pins.fetch_sub(1, Relaxed);
-        }
-        ret
+        self.pin_and_store(&req, &mut args, w)
     }
 
     fn pin_and_store(
@@ -157,7 +154,9 @@ impl PinwbFile {
         args: &mut pinwb_pin,
         w: &mut UserSliceWriter,
     ) -> Result {
-        let record = PinRecord::new(req, args.addr, args.len, args.flags)?;
+        let record = PinRecord::new(req, args.addr, args.len, args.flags).inspect_err(|_| {
+            self.nr_pins.fetch_sub(1, Relaxed);
+        })?;
         let handle;
         let mut guard = self.pins.lock();
         // A free handle exists: live pins are far fewer than 2^32 - 1 (per-file limit).
@@ -175,6 +174,7 @@ impl PinwbFile {
             // Release the pages outside the spinlock: unpinning may sleep.
             drop(guard);
             drop(e.value);
+            self.nr_pins.fetch_sub(1, Relaxed);
             return Err(e.error);
         }
         drop(guard);
@@ -182,6 +182,10 @@ impl PinwbFile {
             // Userspace cannot learn the handle: do not leave an unreachable pin behind.
             let _removal = self.removal.lock();
             let record = self.pins.lock().remove(handle as usize);
+            // If another thread guessed the handle and unpinned it, it gave the slot back.
+            if record.is_some() {
+                self.nr_pins.fetch_sub(1, Relaxed);
+            }
             drop(record);
             return Err(e);
         }
