@@ -60,6 +60,11 @@ struct page *pinwb_folio_page(struct folio *folio)
 	return folio_page(folio, 0);
 }
 
+struct folio *pinwb_page_folio(struct page *page)
+{
+	return page_folio(page);
+}
+
 struct address_space *pinwb_folio_mapping(struct folio *folio)
 {
 	return folio->mapping;

@@ -24,6 +24,7 @@ unsigned long pinwb_xa_to_value(const void *entry);
 
 /* folios */
 struct page *pinwb_folio_page(struct folio *folio);
+struct folio *pinwb_page_folio(struct page *page);
 struct address_space *pinwb_folio_mapping(struct folio *folio);
 unsigned long pinwb_folio_index(struct folio *folio);
 unsigned long pinwb_folio_pfn(struct folio *folio);

@@ -27,6 +27,7 @@ extern "C" {
     pub(crate) fn pinwb_xa_to_value(entry: *const c_void) -> usize;
 
     pub(crate) fn pinwb_folio_page(folio: *mut folio) -> *mut page;
+    pub(crate) fn pinwb_page_folio(page: *mut page) -> *mut folio;
     pub(crate) fn pinwb_folio_mapping(folio: *mut folio) -> *mut address_space;
     pub(crate) fn pinwb_folio_index(folio: *mut folio) -> usize;
     pub(crate) fn pinwb_folio_pfn(folio: *mut folio) -> usize;

@@ -7,7 +7,7 @@ use crate::helpers::{pinwb_put_page, pinwb_rlimit_memlock};
 use crate::{
     defs::PINWB_PIN_WRITE,
     dma::{DmaParams, DmaWriter},
-    folio_index::INDEX,
+    folio_index::{Indexed, INDEX},
     request::{Kind, PinRequest},
     stats::COUNTERS,
 };
@@ -141,6 +141,8 @@ pub(crate) struct PinRecord {
     dma: Mutex<Option<Arc<DmaWriter>>>,
     /// Release with `PINWB_UNPIN_DIRTY` semantics.
     dirty_on_release: Atomic<bool>,
+    /// Which pages are in the folio index.
+    indexed: Indexed,
     held: HeldPages,
     // Dropped after `held`: the charge lasts as long as the pages are held.
     _charge: Charge,
@@ -218,7 +220,7 @@ impl PinRecord {
             unsafe { held.pages.inc_len(got as usize) };
         }
 
-        INDEX.add(&held.pages, held.kind);
+        let indexed = INDEX.add(&held.pages, held.kind)?;
         let mut owner_comm = [0u8; COMM_LEN];
         let leader = task.group_leader();
         // SAFETY: `leader` is a valid task; `comm` is a NUL-terminated array of COMM_LEN bytes
@@ -242,6 +244,7 @@ impl PinRecord {
                 created: Instant::now(),
                 dma <- new_mutex!(None),
                 dirty_on_release: Atomic::new(false),
+                indexed,
                 held,
                 _charge: charge,
             }),
@@ -313,7 +316,7 @@ impl PinnedDrop for PinRecord {
         this.held.dirty = this.dirty_on_release.load(Relaxed);
         // Forget the pages in the index before they are released, so that the index never
         // claims a folio that nothing pins any more.
-        INDEX.remove(&this.held.pages, this.held.kind);
+        INDEX.remove(&this.held.pages, &this.indexed);
         COUNTERS.unpinned(this.held.pages.len());
         // `held` is released next, then `_charge` is returned.
     }
