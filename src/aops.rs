@@ -57,7 +57,7 @@ pub(crate) unsafe fn classify(folio: *mut bindings::folio) -> Pinned {
         if !pinwb_folio_maybe_dma_pinned(folio) {
             return Pinned::No;
         }
-        let pins = INDEX.lookup_pfn(pinwb_folio_pfn(folio));
+        let pins = INDEX.lookup_folio(folio);
         if pins.longterm > 0 {
             Pinned::LongTerm
         } else if pins.shortterm > 0 {

@@ -1,31 +1,42 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! Which folios pinwb pins, and how: long-term and short-term pin counts per
-//! folio, keyed by the folio's PFN.
+//! pinwbfs folio.
 //!
 //! `folio_maybe_dma_pinned()` says only "maybe pinned, by someone". Writeback
 //! policies need more: whether the pin is pinwb's and whether it is long-term,
-//! for every pinned folio they meet, in O(1). This is a single XArray of
-//! value entries (no allocation per folio beyond XArray nodes), updated when
-//! pins are made and released, read locklessly under RCU by `xa_load()`.
+//! for every pinned folio they meet, in O(1).
 //!
-//! Only pins of pinwbfs folios are indexed, the only folios whose writeback
-//! pinwb drives: indexing anonymous or other files' memory would cost every
-//! pin an XArray update per page for no reader (`make bench` measured pins of
-//! anonymous memory 4-7 times slower than gup_test's with it). Each pin
-//! remembers which of its pages it indexed ([`Indexed`]), so truncation
-//! between pin and unpin cannot unbalance the counts. Only `FOLL_PIN` pins are
-//! indexed: `get_user_pages()` references are as invisible here as they are
-//! to `folio_maybe_dma_pinned()`.
+//! Only pins of pinwbfs folios are counted, the only folios whose writeback
+//! pinwb drives, and the counts live in the folio itself: `folio->private`,
+//! which pinwbfs owns and does not otherwise use (`PG_private` stays clear,
+//! so no generic path looks at it). That costs no memory and, per page, a
+//! read and a write under one mutex per pin; readers do not lock. (An XArray
+//! of value entries keyed by PFN cost pins of pinwbfs memory 4 to 8 times
+//! gup_test's, and indexing every pinned page cost anonymous memory as much:
+//! `make bench`.) Each pin remembers which of its pages it counted
+//! ([`Indexed`]), so truncation between pin and unpin cannot unbalance the
+//! counts. A pinned folio cannot be freed, and every count returns to 0 before
+//! its pin is released, so `->private` is 0 again long before the page is.
+//! Only `FOLL_PIN` pins count: `get_user_pages()` references are as invisible
+//! here as they are to `folio_maybe_dma_pinned()`.
 
 use crate::{
-    fs::is_pinwbfs_mapping,
-    helpers::{pinwb_page_folio, pinwb_page_folio_pfn, pinwb_xa_mk_value, pinwb_xa_to_value},
+    helpers::{
+        pinwb_folio_change_private, pinwb_folio_get_private, pinwb_next_page_with_aops,
+        pinwb_page_folio,
+    },
     request::Kind,
 };
-use kernel::{bindings, bitmap::BitmapVec, ffi::c_long, prelude::*, types::Opaque};
+use kernel::{
+    bindings,
+    bitmap::BitmapVec,
+    ffi::{c_long, c_void},
+    prelude::*,
+    types::Opaque,
+};
 
-/// Each count has 31 bits of an XArray value entry (which holds 63 bits).
+/// Each count has 31 bits of `folio->private`.
 const COUNT_BITS: u32 = 31;
 const COUNT_MASK: usize = (1 << COUNT_BITS) - 1;
 
@@ -74,19 +85,8 @@ pub(crate) struct Indexed {
     bits: Option<BitmapVec>,
 }
 
-/// The index itself.
-///
-/// # Invariants
-///
-/// After [`FolioIndex::init`], `xa` is an initialised XArray whose entries are
-/// value entries encoding non-empty [`FolioPins`].
-pub(crate) struct FolioIndex {
-    xa: Opaque<bindings::xarray>,
-}
-
-// SAFETY: The XArray has its own lock for updates and RCU for lookups; updates
-// are further serialised by `UPDATE` (see `FolioIndex::update`).
-unsafe impl Sync for FolioIndex {}
+/// The index: the counts in pinwbfs folios, and the lock of their updates.
+pub(crate) struct FolioIndex;
 
 kernel::sync::global_lock! {
     // SAFETY: Initialised in module init, before any pin can be made.
@@ -108,9 +108,7 @@ static RELEASED: ReleaseWait = ReleaseWait {
 };
 
 /// The one index of the module.
-pub(crate) static INDEX: FolioIndex = FolioIndex {
-    xa: Opaque::uninit(),
-};
+pub(crate) static INDEX: FolioIndex = FolioIndex;
 
 impl FolioIndex {
     /// Initialises the index.
@@ -130,27 +128,12 @@ impl FolioIndex {
                 kernel::static_lock_class!().as_ptr(),
             )
         };
-        // SAFETY: `xa` is valid memory for an xarray and not yet in use.
-        // INVARIANT: The XArray is initialised and empty.
-        unsafe { bindings::xa_init_flags(self.xa.get(), 0) };
     }
 
-    /// Frees the index at module exit. All pins are gone by then (every open
-    /// file holds a module reference), so it is empty.
+    /// Counts the pages of `indexed` in or out of their folios.
     ///
-    /// # Safety
-    ///
-    /// Must be called once, at module exit, after the last use.
-    pub(crate) unsafe fn destroy(&self) {
-        // SAFETY: `xa` was initialised in `init` and nobody uses it any more.
-        unsafe { bindings::xa_destroy(self.xa.get()) };
-    }
-
-    /// Counts the pages of `indexed` in or out of the index.
-    ///
-    /// Read-modify-write of one entry must not race with another, and
-    /// `xa_store()` may sleep to allocate nodes: `UPDATE` serialises updaters,
-    /// lookups stay lockless.
+    /// A read-modify-write of `->private` must not race with another: `UPDATE`
+    /// serialises updaters; readers see one count or the other.
     fn update(&self, pages: &[*mut bindings::page], indexed: &Indexed, delta: isize) {
         let Some(bits) = &indexed.bits else {
             return;
@@ -159,35 +142,18 @@ impl FolioIndex {
         let mut next = bits.next_bit(0);
         while let Some(i) = next {
             next = bits.next_bit(i + 1);
-            // SAFETY: `pages[i]` is a page that the caller holds pinned.
-            let pfn = unsafe { pinwb_page_folio_pfn(pages[i]) };
-            let old = self.lookup_pfn(pfn);
-            let Some(new) = old.apply(indexed.kind, delta) else {
-                // Cannot happen: gup refuses far fewer pins than 2^31 per folio, and
-                // every removal matches an earlier addition.
-                pr_err!("folio index count overflow at pfn {pfn:#x}\n");
-                continue;
-            };
-            if new.is_empty() {
-                // SAFETY: `xa` is initialised (type invariant).
-                unsafe { bindings::xa_erase(self.xa.get(), pfn) };
-            } else {
-                // SAFETY: `xa` is initialised; a value entry needs no memory management.
-                // INVARIANT: `new` is not empty.
-                let old = unsafe {
-                    bindings::xa_store(
-                        self.xa.get(),
-                        pfn,
-                        pinwb_xa_mk_value(new.encode()),
-                        bindings::GFP_KERNEL,
-                    )
+            // SAFETY: `pages[i]` is a page that the caller holds pinned; its folio was a
+            // pinwbfs folio when counted, and `->private` stays ours while it is pinned.
+            unsafe {
+                let folio = pinwb_page_folio(pages[i]);
+                let old = FolioPins::decode(pinwb_folio_get_private(folio) as usize);
+                let Some(new) = old.apply(indexed.kind, delta) else {
+                    // Cannot happen: gup refuses far fewer pins than 2^31 per folio, and
+                    // every removal matches an earlier addition.
+                    pr_err!("folio pin count overflow\n");
+                    continue;
                 };
-                // SAFETY: `xa_err` only inspects the pointer value.
-                if unsafe { bindings::xa_err(old) } != 0 {
-                    // Out of memory for an XArray node: this folio is not indexed and looks
-                    // like a foreign pin to writeback, which policies treat as long-term.
-                    pr_warn!("folio index: no memory to index pfn {pfn:#x}\n");
-                }
+                pinwb_folio_change_private(folio, new.encode() as *mut c_void);
             }
         }
     }
@@ -198,20 +164,21 @@ impl FolioIndex {
         if kind == Kind::Get {
             return Ok(indexed);
         }
-        for (i, &page) in pages.iter().enumerate() {
-            // SAFETY: The caller holds `page` pinned, so its folio and mapping stay.
-            let ours = unsafe {
-                let folio = pinwb_page_folio(page);
-                is_pinwbfs_mapping(bindings::folio_mapping(folio))
-            };
-            if ours {
-                if indexed.bits.is_none() {
-                    indexed.bits = Some(BitmapVec::new(pages.len(), GFP_KERNEL)?);
-                }
-                if let Some(bits) = &mut indexed.bits {
-                    bits.set_bit(i);
-                }
+        let aops = &raw const crate::aops::AOPS.0;
+        let mut i = 0;
+        loop {
+            // SAFETY: `pages` are pinned by the caller, so their folios and mappings stay.
+            i = unsafe { pinwb_next_page_with_aops(pages.as_ptr(), pages.len(), i, aops) };
+            if i >= pages.len() {
+                break;
             }
+            if indexed.bits.is_none() {
+                indexed.bits = Some(BitmapVec::new(pages.len(), GFP_KERNEL)?);
+            }
+            if let Some(bits) = &mut indexed.bits {
+                bits.set_bit(i);
+            }
+            i += 1;
         }
         self.update(pages, &indexed, 1);
         Ok(indexed)
@@ -222,25 +189,33 @@ impl FolioIndex {
         self.update(pages, indexed, -1)
     }
 
-    /// pinwb's pins of the folio whose PFN is `pfn`.
-    pub(crate) fn lookup_pfn(&self, pfn: usize) -> FolioPins {
-        // SAFETY: `xa` is initialised (type invariant); `xa_load` takes the RCU read lock.
-        let entry = unsafe { bindings::xa_load(self.xa.get(), pfn) };
-        if entry.is_null() {
-            return FolioPins::default();
-        }
-        // SAFETY: Every entry is a value entry (type invariant).
-        FolioPins::decode(unsafe { pinwb_xa_to_value(entry) })
+    /// pinwb's pins of a pinwbfs folio.
+    ///
+    /// # Safety
+    ///
+    /// The caller holds a reference on `folio`, which belongs to a pinwbfs
+    /// mapping (or did when it was pinned).
+    pub(crate) unsafe fn lookup_folio(&self, folio: *mut bindings::folio) -> FolioPins {
+        // SAFETY: As the caller guarantees: `->private` of a pinwbfs folio is ours.
+        FolioPins::decode(unsafe { pinwb_folio_get_private(folio) } as usize)
     }
 
-    /// pinwb's pins of the folio that holds `page`.
+    /// pinwb's pins of the folio that holds `page`: none unless it is a
+    /// pinwbfs folio.
     ///
     /// # Safety
     ///
     /// `page` must be a valid page that the caller holds a reference on.
     pub(crate) unsafe fn lookup_page(&self, page: *mut bindings::page) -> FolioPins {
-        // SAFETY: As the caller guarantees.
-        self.lookup_pfn(unsafe { pinwb_page_folio_pfn(page) })
+        let aops = &raw const crate::aops::AOPS.0;
+        // SAFETY: As the caller guarantees; a folio is checked to be pinwbfs's before its
+        // `->private` is read.
+        unsafe {
+            if pinwb_next_page_with_aops(&page, 1, 0, aops) != 0 {
+                return FolioPins::default();
+            }
+            self.lookup_folio(pinwb_page_folio(page))
+        }
     }
 }
 
@@ -320,7 +295,7 @@ mod tests {
         ] {
             assert_eq!(FolioPins::decode(p.encode()), p);
         }
-        // Fits an XArray value entry (at most 63 bits).
+        // Fits `->private` with room to spare.
         assert!(
             FolioPins {
                 longterm: COUNT_MASK,

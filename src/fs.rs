@@ -474,13 +474,3 @@ unsafe extern "C" fn mkdir(
     unsafe { bindings::inc_nlink(dir) };
     ptr::null_mut()
 }
-
-/// Whether `mapping` is a pinwbfs file's.
-///
-/// # Safety
-///
-/// `mapping` must be null or a live mapping.
-pub(crate) unsafe fn is_pinwbfs_mapping(mapping: *mut bindings::address_space) -> bool {
-    // SAFETY: As the caller guarantees.
-    !mapping.is_null() && unsafe { (*mapping).a_ops } == &raw const aops::AOPS.0
-}

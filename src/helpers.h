@@ -16,18 +16,16 @@ struct page;
 
 bool pinwb_page_maybe_dma_pinned(struct page *page);
 bool pinwb_page_is_anon(struct page *page);
-unsigned long pinwb_page_folio_pfn(struct page *page);
 void pinwb_put_page(struct page *page);
 unsigned long pinwb_rlimit_memlock(void);
-void *pinwb_xa_mk_value(unsigned long v);
-unsigned long pinwb_xa_to_value(const void *entry);
 
 /* folios */
 struct page *pinwb_folio_page(struct folio *folio);
 struct folio *pinwb_page_folio(struct page *page);
+void *pinwb_folio_get_private(struct folio *folio);
+void pinwb_folio_change_private(struct folio *folio, void *data);
 struct address_space *pinwb_folio_mapping(struct folio *folio);
 unsigned long pinwb_folio_index(struct folio *folio);
-unsigned long pinwb_folio_pfn(struct folio *folio);
 bool pinwb_folio_maybe_dma_pinned(struct folio *folio);
 void pinwb_folio_lock(struct folio *folio);
 bool pinwb_folio_test_uptodate(struct folio *folio);
@@ -36,6 +34,10 @@ bool pinwb_folio_mapped(struct folio *folio);
 void pinwb_folio_mark_uptodate(struct folio *folio);
 void pinwb_folio_put(struct folio *folio);
 void pinwb_folio_start_writeback(struct folio *folio);
+
+/* The first index >= from whose folio belongs to a mapping with @aops, or n. */
+size_t pinwb_next_page_with_aops(struct page **pages, size_t n, size_t from,
+				 const struct address_space_operations *aops);
 
 /* folio batches */
 void pinwb_folio_batch_init(struct folio_batch *fbatch);

@@ -15,22 +15,19 @@ extern "C" {
     pub(crate) fn pinwb_page_maybe_dma_pinned(page: *mut bindings::page) -> bool;
     /// `folio_test_anon(page_folio(page))`.
     pub(crate) fn pinwb_page_is_anon(page: *mut bindings::page) -> bool;
-    /// `folio_pfn(page_folio(page))`.
-    pub(crate) fn pinwb_page_folio_pfn(page: *mut bindings::page) -> usize;
     /// `put_page(page)`: only for `get_user_pages*()` references.
     pub(crate) fn pinwb_put_page(page: *mut bindings::page);
     /// `rlimit(RLIMIT_MEMLOCK)` of current, in bytes.
     pub(crate) fn pinwb_rlimit_memlock() -> usize;
-    /// `xa_mk_value(v)`.
-    pub(crate) fn pinwb_xa_mk_value(v: usize) -> *mut c_void;
-    /// `xa_to_value(entry)`.
-    pub(crate) fn pinwb_xa_to_value(entry: *const c_void) -> usize;
 
     pub(crate) fn pinwb_folio_page(folio: *mut folio) -> *mut page;
     pub(crate) fn pinwb_page_folio(page: *mut page) -> *mut folio;
+    /// `folio_get_private(folio)`.
+    pub(crate) fn pinwb_folio_get_private(folio: *mut folio) -> *mut c_void;
+    /// `folio_change_private(folio, data)`.
+    pub(crate) fn pinwb_folio_change_private(folio: *mut folio, data: *mut c_void);
     pub(crate) fn pinwb_folio_mapping(folio: *mut folio) -> *mut address_space;
     pub(crate) fn pinwb_folio_index(folio: *mut folio) -> usize;
-    pub(crate) fn pinwb_folio_pfn(folio: *mut folio) -> usize;
     pub(crate) fn pinwb_folio_maybe_dma_pinned(folio: *mut folio) -> bool;
     pub(crate) fn pinwb_folio_lock(folio: *mut folio);
     pub(crate) fn pinwb_folio_test_uptodate(folio: *mut folio) -> bool;
@@ -40,6 +37,15 @@ extern "C" {
     pub(crate) fn pinwb_folio_put(folio: *mut folio);
     /// `folio_start_writeback()` (a macro).
     pub(crate) fn pinwb_folio_start_writeback(folio: *mut folio);
+
+    /// The first index `>= from` of `pages[..n]` whose folio belongs to a mapping with `aops`,
+    /// or `n`.
+    pub(crate) fn pinwb_next_page_with_aops(
+        pages: *const *mut page,
+        n: usize,
+        from: usize,
+        aops: *const bindings::address_space_operations,
+    ) -> usize;
 
     pub(crate) fn pinwb_folio_batch_init(fbatch: *mut folio_batch);
     pub(crate) fn pinwb_folio_batch_count(fbatch: *mut folio_batch) -> u32;

@@ -98,9 +98,6 @@ impl PinnedDrop for PinwbModule {
         // SAFETY: Module exit: no file is open (each holds a module reference), so no pin
         // exists and nobody uses the index any more. The device and debugfs are removed
         // after this, when the fields drop; neither touches the index.
-        unsafe {
-            flusher::stop();
-            folio_index::INDEX.destroy();
-        }
+        unsafe { flusher::stop() };
     }
 }
