@@ -23,18 +23,12 @@
 
 use crate::{
     helpers::{
-        pinwb_folio_change_private, pinwb_folio_get_private, pinwb_next_page_with_aops,
+        pinwb_folio_get_private, pinwb_folios_private_add, pinwb_next_page_with_aops,
         pinwb_page_folio,
     },
     request::Kind,
 };
-use kernel::{
-    bindings,
-    bitmap::BitmapVec,
-    ffi::{c_long, c_void},
-    prelude::*,
-    types::Opaque,
-};
+use kernel::{bindings, bitmap::BitmapVec, ffi::c_long, prelude::*, types::Opaque};
 
 /// Each count has 31 bits of `folio->private`.
 const COUNT_BITS: u32 = 31;
@@ -59,18 +53,13 @@ impl FolioPins {
         }
     }
 
-    /// Adds (`delta > 0`) or removes pins of `kind`; `None` on over- or underflow.
-    fn apply(self, kind: Kind, delta: isize) -> Option<Self> {
-        let mut new = self;
-        let count = match kind {
-            Kind::LongTerm => &mut new.longterm,
-            Kind::ShortTerm => &mut new.shortterm,
-            Kind::Get => return Some(self),
-        };
-        *count = count
-            .checked_add_signed(delta)
-            .filter(|&c| c <= COUNT_MASK)?;
-        Some(new)
+    /// The encoded amount one pin of `kind` adds (0 for `Get`).
+    fn step(kind: Kind) -> usize {
+        match kind {
+            Kind::LongTerm => 1,
+            Kind::ShortTerm => 1 << COUNT_BITS,
+            Kind::Get => 0,
+        }
     }
 
     pub(crate) fn is_empty(self) -> bool {
@@ -130,7 +119,7 @@ impl FolioIndex {
         };
     }
 
-    /// Counts the pages of `indexed` in or out of their folios.
+    /// Counts the pages of `indexed` in (`delta` 1) or out (-1) of their folios.
     ///
     /// A read-modify-write of `->private` must not race with another: `UPDATE`
     /// serialises updaters; readers see one count or the other.
@@ -138,24 +127,14 @@ impl FolioIndex {
         let Some(bits) = &indexed.bits else {
             return;
         };
+        // The counts cannot over- or underflow: gup refuses far fewer pins than 2^31 per
+        // folio, and every removal matches an earlier addition.
+        let step = FolioPins::step(indexed.kind) as isize * delta;
         let _guard = UPDATE.lock();
-        let mut next = bits.next_bit(0);
-        while let Some(i) = next {
-            next = bits.next_bit(i + 1);
-            // SAFETY: `pages[i]` is a page that the caller holds pinned; its folio was a
-            // pinwbfs folio when counted, and `->private` stays ours while it is pinned.
-            unsafe {
-                let folio = pinwb_page_folio(pages[i]);
-                let old = FolioPins::decode(pinwb_folio_get_private(folio) as usize);
-                let Some(new) = old.apply(indexed.kind, delta) else {
-                    // Cannot happen: gup refuses far fewer pins than 2^31 per folio, and
-                    // every removal matches an earlier addition.
-                    pr_err!("folio pin count overflow\n");
-                    continue;
-                };
-                pinwb_folio_change_private(folio, new.encode() as *mut c_void);
-            }
-        }
+        // SAFETY: The pages are pinned by the caller; the folios of the pages whose bits are
+        // set were pinwbfs folios when counted, and their `->private` stays ours while they
+        // are pinned; `bits` has `pages.len()` bits. `UPDATE` serialises the updates.
+        unsafe { pinwb_folios_private_add(pages.as_ptr(), pages.len(), bits.as_ptr(), step) };
     }
 
     /// Records the pinwbfs pages of a new pin of `kind`; returns which.
@@ -307,38 +286,36 @@ mod tests {
     }
 
     #[test]
-    fn apply_counts_by_kind() {
-        let p = FolioPins::default();
-        let p = p.apply(Kind::LongTerm, 1).unwrap();
-        let p = p.apply(Kind::ShortTerm, 1).unwrap();
-        let p = p.apply(Kind::LongTerm, 1).unwrap();
+    fn steps_count_by_kind() {
+        let mut v = 0usize;
+        for kind in [Kind::LongTerm, Kind::ShortTerm, Kind::LongTerm, Kind::Get] {
+            v += FolioPins::step(kind);
+        }
         assert_eq!(
-            p,
+            FolioPins::decode(v),
             FolioPins {
                 longterm: 2,
                 shortterm: 1
             }
         );
-        assert_eq!(p.apply(Kind::Get, 1), Some(p));
-        let p = p.apply(Kind::LongTerm, -2).unwrap();
-        assert_eq!(
-            p,
-            FolioPins {
-                longterm: 0,
-                shortterm: 1
-            }
-        );
-        assert!(!p.is_empty());
-        assert!(p.apply(Kind::ShortTerm, -1).unwrap().is_empty());
+        v -= 2 * FolioPins::step(Kind::LongTerm);
+        assert!(!FolioPins::decode(v).is_empty());
+        v -= FolioPins::step(Kind::ShortTerm);
+        assert!(FolioPins::decode(v).is_empty());
+        assert_eq!(v, 0);
     }
 
     #[test]
-    fn apply_refuses_under_and_overflow() {
-        assert_eq!(FolioPins::default().apply(Kind::LongTerm, -1), None);
+    fn a_full_count_does_not_spill_into_the_other() {
         let full = FolioPins {
             longterm: COUNT_MASK,
             shortterm: 0,
         };
-        assert_eq!(full.apply(Kind::LongTerm, 1), None);
+        assert_eq!(FolioPins::decode(full.encode()), full);
+        let full = FolioPins {
+            longterm: 0,
+            shortterm: COUNT_MASK,
+        };
+        assert_eq!(FolioPins::decode(full.encode()), full);
     }
 }

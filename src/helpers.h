@@ -23,7 +23,6 @@ unsigned long pinwb_rlimit_memlock(void);
 struct page *pinwb_folio_page(struct folio *folio);
 struct folio *pinwb_page_folio(struct page *page);
 void *pinwb_folio_get_private(struct folio *folio);
-void pinwb_folio_change_private(struct folio *folio, void *data);
 struct address_space *pinwb_folio_mapping(struct folio *folio);
 unsigned long pinwb_folio_index(struct folio *folio);
 bool pinwb_folio_maybe_dma_pinned(struct folio *folio);
@@ -38,6 +37,10 @@ void pinwb_folio_start_writeback(struct folio *folio);
 /* The first index >= from whose folio belongs to a mapping with @aops, or n. */
 size_t pinwb_next_page_with_aops(struct page **pages, size_t n, size_t from,
 				 const struct address_space_operations *aops);
+
+/* Adds @delta to ->private of the folio of every page whose bit is set. */
+void pinwb_folios_private_add(struct page **pages, size_t n, const unsigned long *bits,
+			      long delta);
 
 /* folio batches */
 void pinwb_folio_batch_init(struct folio_batch *fbatch);

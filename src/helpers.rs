@@ -24,8 +24,6 @@ extern "C" {
     pub(crate) fn pinwb_page_folio(page: *mut page) -> *mut folio;
     /// `folio_get_private(folio)`.
     pub(crate) fn pinwb_folio_get_private(folio: *mut folio) -> *mut c_void;
-    /// `folio_change_private(folio, data)`.
-    pub(crate) fn pinwb_folio_change_private(folio: *mut folio, data: *mut c_void);
     pub(crate) fn pinwb_folio_mapping(folio: *mut folio) -> *mut address_space;
     pub(crate) fn pinwb_folio_index(folio: *mut folio) -> usize;
     pub(crate) fn pinwb_folio_maybe_dma_pinned(folio: *mut folio) -> bool;
@@ -46,6 +44,15 @@ extern "C" {
         from: usize,
         aops: *const bindings::address_space_operations,
     ) -> usize;
+
+    /// Adds `delta` to `->private` of the folio of every page of `pages[..n]` whose bit is
+    /// set in `bits`.
+    pub(crate) fn pinwb_folios_private_add(
+        pages: *const *mut page,
+        n: usize,
+        bits: *const usize,
+        delta: isize,
+    );
 
     pub(crate) fn pinwb_folio_batch_init(fbatch: *mut folio_batch);
     pub(crate) fn pinwb_folio_batch_count(fbatch: *mut folio_batch) -> u32;
