@@ -23,11 +23,11 @@
 
 use crate::{
     helpers::{
-        pinwb_folio_get_private, pinwb_folios_private_add, pinwb_next_page_with_aops,
-        pinwb_page_folio,
+        pinwb_folio_get_private, pinwb_folios_private_add, pinwb_page_folio, pinwb_pages_with_aops,
     },
     request::Kind,
 };
+use core::ptr::null_mut;
 use kernel::{bindings, bitmap::BitmapVec, ffi::c_long, prelude::*, types::Opaque};
 
 /// Each count has 31 bits of `folio->private`.
@@ -144,20 +144,14 @@ impl FolioIndex {
             return Ok(indexed);
         }
         let aops = &raw const crate::aops::AOPS.0;
-        let mut i = 0;
-        loop {
-            // SAFETY: `pages` are pinned by the caller, so their folios and mappings stay.
-            i = unsafe { pinwb_next_page_with_aops(pages.as_ptr(), pages.len(), i, aops) };
-            if i >= pages.len() {
-                break;
-            }
-            if indexed.bits.is_none() {
-                indexed.bits = Some(BitmapVec::new(pages.len(), GFP_KERNEL)?);
-            }
-            if let Some(bits) = &mut indexed.bits {
-                bits.set_bit(i);
-            }
-            i += 1;
+        let n = pages.len();
+        // SAFETY: `pages` are pinned by the caller, so their folios and mappings stay.
+        let first = unsafe { pinwb_pages_with_aops(pages.as_ptr(), n, 0, aops, null_mut()) };
+        if first < n {
+            let mut bits = BitmapVec::new(n, GFP_KERNEL)?;
+            // SAFETY: As above; `bits` has `n` bits.
+            unsafe { pinwb_pages_with_aops(pages.as_ptr(), n, first, aops, bits.as_mut_ptr()) };
+            indexed.bits = Some(bits);
         }
         self.update(pages, &indexed, 1);
         Ok(indexed)
@@ -190,7 +184,7 @@ impl FolioIndex {
         // SAFETY: As the caller guarantees; a folio is checked to be pinwbfs's before its
         // `->private` is read.
         unsafe {
-            if pinwb_next_page_with_aops(&page, 1, 0, aops) != 0 {
+            if pinwb_pages_with_aops(&page, 1, 0, aops, null_mut()) != 0 {
                 return FolioPins::default();
             }
             self.lookup_folio(pinwb_page_folio(page))

@@ -34,9 +34,12 @@ void pinwb_folio_mark_uptodate(struct folio *folio);
 void pinwb_folio_put(struct folio *folio);
 void pinwb_folio_start_writeback(struct folio *folio);
 
-/* The first index >= from whose folio belongs to a mapping with @aops, or n. */
-size_t pinwb_next_page_with_aops(struct page **pages, size_t n, size_t from,
-				 const struct address_space_operations *aops);
+/*
+ * Pages of pages[from..n) whose folio belongs to a mapping with @aops: the
+ * first one's index (or n), and, if @bits is not NULL, each marked in it.
+ */
+size_t pinwb_pages_with_aops(struct page **pages, size_t n, size_t from,
+			     const struct address_space_operations *aops, unsigned long *bits);
 
 /* Adds @delta to ->private of the folio of every page whose bit is set. */
 void pinwb_folios_private_add(struct page **pages, size_t n, const unsigned long *bits,

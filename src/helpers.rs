@@ -36,13 +36,14 @@ extern "C" {
     /// `folio_start_writeback()` (a macro).
     pub(crate) fn pinwb_folio_start_writeback(folio: *mut folio);
 
-    /// The first index `>= from` of `pages[..n]` whose folio belongs to a mapping with `aops`,
-    /// or `n`.
-    pub(crate) fn pinwb_next_page_with_aops(
+    /// The first index `>= from` of `pages[..n]` whose folio belongs to a mapping with `aops`
+    /// (or `n`); with a non-null `bits`, every such index is set in it.
+    pub(crate) fn pinwb_pages_with_aops(
         pages: *const *mut page,
         n: usize,
         from: usize,
         aops: *const bindings::address_space_operations,
+        bits: *mut usize,
     ) -> usize;
 
     /// Adds `delta` to `->private` of the folio of every page of `pages[..n]` whose bit is
