@@ -80,7 +80,7 @@ static int run(int dev, const char *policy)
 	struct pinwb_dma dma = { .pattern = 'A', .interval_us = 20 };
 	struct pinwb_unpin un = { .flags = PINWB_UNPIN_DIRTY };
 	unsigned long long torn, skipped, waited, bounced;
-	int fd, r1, r2, r3;
+	int fd, r1, r2, r3, i;
 	size_t l2, l3;
 	char opts[32];
 	double t;
@@ -102,7 +102,9 @@ static int run(int dev, const char *policy)
 	dma.handle = pin.handle;
 	if (ioctl(dev, PINWB_IOC_DMA_START, &dma))
 		return perror("dma start"), -1;
-	usleep(2000);
+	/* Until the device's first bytes are visible (its work item may be slow to run). */
+	for (i = 0; i < 2000 && ((volatile char *)map)[FIRST * psz] == 'a'; i++)
+		usleep(500);
 
 	torn = ctr("torn_writes");
 	skipped = ctr("skipped");

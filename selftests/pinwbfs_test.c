@@ -45,6 +45,21 @@ static int dma_start(int dev, int handle, unsigned int pattern)
 	return ioctl(dev, PINWB_IOC_DMA_START, &d) ? -errno : 0;
 }
 
+/*
+ * Starts the device and returns once its first bytes are visible at @watch
+ * (which held @before): under TCG the writer's work item may take a while to
+ * run, and a test must not sync before the device wrote anything.
+ */
+static int dma_start_seen(int dev, int handle, unsigned int pattern, volatile char *watch,
+			  char before)
+{
+	int ret = dma_start(dev, handle, pattern), i;
+
+	for (i = 0; !ret && i < 2000 && *watch == before; i++)
+		usleep(500);
+	return ret ? ret : (*watch == before ? -ETIMEDOUT : 0);
+}
+
 static long long dma_stop(int dev, int handle)
 {
 	struct pinwb_dma d = { .handle = handle };
@@ -130,8 +145,7 @@ static void run_case(struct __test_metadata *_metadata, FIXTURE_DATA(policy) *se
 	/* Dirty every page, pinned or not, through the CPU. */
 	memset(self->map, 'b', NPAGES * psz);
 	if (dma) {
-		ASSERT_EQ(0, dma_start(self->dev, h, 'A'));
-		usleep(2000);
+		ASSERT_EQ(0, dma_start_seen(self->dev, h, 'A', self->map + 2 * psz, 'b'));
 	}
 	if (integrity) {
 		o->ret = fsync(self->fd) ? -errno : 0;
@@ -222,10 +236,15 @@ TEST_F(policy, fsync_persists_device_writes_into_pinned_folios)
 	h = pinwb_pin_range(self->dev, self->map + 2 * psz, PINNED * psz,
 			    PINWB_PIN_WRITE | PINWB_PIN_LONGTERM, NULL);
 	ASSERT_LT(0, h);
-	ASSERT_EQ(0, dma_start(self->dev, h, 'D'));
-	usleep(5000);
-	ASSERT_LT(0, dma_stop(self->dev, h));	/* transfer complete, pin kept */
-	ASSERT_NE('a', self->map[2 * psz]);
+	/*
+	 * A transfer, complete, the pin kept. The device's byte cycles through all
+	 * values: repeat until its last pass left something the store does not hold.
+	 */
+	do {
+		ASSERT_EQ(0, dma_start_seen(self->dev, h, 'D', self->map + 2 * psz, 'a'));
+		usleep(2000);
+		ASSERT_LT(0, dma_stop(self->dev, h));
+	} while (self->map[2 * psz] == 'a');
 
 	ret = fsync(self->fd) ? -errno : 0;
 	ASSERT_EQ((ssize_t)(PINNED * psz), read_store(self->fd, store, PINNED * psz, 2 * psz));
@@ -485,7 +504,7 @@ TEST(read_store_errors)
 TEST(dma_errors)
 {
 	char *buf = mmap(NULL, 2 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	int dev = open(PINWB_DEV, O_RDWR | O_CLOEXEC), ro, rw, i;
+	int dev = open(PINWB_DEV, O_RDWR | O_CLOEXEC), ro, rw;
 	struct pinwb_dma d = { 0 };
 
 	ASSERT_NE(MAP_FAILED, buf);
@@ -504,10 +523,9 @@ TEST(dma_errors)
 	EXPECT_EQ(EINVAL, errno);
 	EXPECT_EQ(0, dma_start(dev, rw, 0x10));
 	EXPECT_EQ(-EBUSY, dma_start(dev, rw, 0x10));
-	/* The device writes behind the page tables; the CPU sees it (once the work item ran). */
-	for (i = 0; i < 1000 && ((volatile char *)buf)[0] == 1; i++)
-		usleep(1000);
-	EXPECT_NE(1, buf[0]);
+	/* The device writes behind the page tables; the CPU sees it. */
+	EXPECT_LE(0, dma_stop(dev, rw));	/* possibly before its first pass */
+	EXPECT_EQ(0, dma_start_seen(dev, rw, 0x10, buf, buf[0]));
 	/* Unpinning stops it; close would too. */
 	EXPECT_EQ(0, pinwb_unpin_handle(dev, rw, 0));
 	ro = pinwb_pin_range(dev, buf, 4096, PINWB_PIN_WRITE, NULL);
