@@ -7,6 +7,7 @@
 #   make check        build everything needed and run all tests in QEMU
 #   make run          boot the test kernel with pinwb loaded and show debugfs
 #   make shell        the same, with an interactive guest shell
+#   make bench        pin and writeback cost, wait latency, memory (QUICK=1: short)
 #   make run CMD='…' EXTRA='file…'   copy files into the guest (/extra) and run CMD there
 #
 # Pieces: setup (packages, bindgen), kernel (test kernel, or KDIR=), module,
@@ -17,9 +18,9 @@ SHELL := /bin/bash
 S := scripts
 # CMD is passed to the guest as written: make must not expand its '$'.
 export PINWB_CMD := $(value CMD)
-export KDIR EXTRA CLIPPY PINWB_CACHE PINWB_TIMEOUT
+export KDIR EXTRA CLIPPY PINWB_CACHE PINWB_TIMEOUT QUICK
 
-.PHONY: all setup kernel module selftests check run shell layout-check fmt clean
+.PHONY: all setup kernel module selftests check run shell bench layout-check fmt clean
 
 all: module selftests
 
@@ -49,6 +50,10 @@ run: module selftests
 
 shell: module selftests
 	@$(S)/vm.sh shell
+
+# Benchmarks (not tests): QUICK=1 for a short run. Results: build/bench/.
+bench: module selftests
+	@PINWB_MEM=$${PINWB_MEM:-8G} PINWB_TIMEOUT=$${PINWB_TIMEOUT:-1800} $(S)/vm.sh bench
 
 clean:
 	@[ ! -d build ] || rm -rf build
