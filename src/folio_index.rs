@@ -23,7 +23,8 @@
 
 use crate::{
     helpers::{
-        pinwb_folio_get_private, pinwb_folios_private_add, pinwb_page_folio, pinwb_pages_with_aops,
+        pinwb_folio_get_private, pinwb_folios_private_add, pinwb_folios_wait_writeback,
+        pinwb_page_folio, pinwb_pages_with_aops,
     },
     request::Kind,
 };
@@ -154,6 +155,17 @@ impl FolioIndex {
             indexed.bits = Some(bits);
         }
         self.update(pages, &indexed, 1);
+        // A device may write as soon as the pin exists: it must not start while a folio is
+        // under writeback. writepages decides, under the folio lock, that a folio is not
+        // pinned and starts its writeback before unlocking it; gup pins a folio under
+        // writeback without waiting. Taking each folio lock orders this pin against that
+        // window: either writepages saw the pin (folio_maybe_dma_pinned() is already true
+        // here), or its IO started and is waited for.
+        if let Some(bits) = &indexed.bits {
+            // SAFETY: The pages are pinned by the caller; `bits` has `pages.len()` bits; no
+            // lock is held (folio locks and waits may sleep).
+            unsafe { pinwb_folios_wait_writeback(pages.as_ptr(), pages.len(), bits.as_ptr()) };
+        }
         Ok(indexed)
     }
 

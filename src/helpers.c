@@ -89,6 +89,23 @@ void pinwb_folios_private_add(struct page **pages, size_t n, const unsigned long
 	}
 }
 
+/*
+ * The per-page part of making a new pin of pinwbfs folios wait for writeback
+ * in flight (src/folio_index.rs explains why), as one scan.
+ */
+void pinwb_folios_wait_writeback(struct page **pages, size_t n, const unsigned long *bits)
+{
+	unsigned long i;
+
+	for_each_set_bit(i, bits, n) {
+		struct folio *folio = page_folio(pages[i]);
+
+		folio_lock(folio);
+		folio_wait_writeback(folio);
+		folio_unlock(folio);
+	}
+}
+
 struct folio *pinwb_page_folio(struct page *page)
 {
 	return page_folio(page);

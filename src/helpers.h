@@ -45,6 +45,9 @@ size_t pinwb_pages_with_aops(struct page **pages, size_t n, size_t from,
 void pinwb_folios_private_add(struct page **pages, size_t n, const unsigned long *bits,
 			      long delta);
 
+/* For the folio of every page whose bit is set: lock, wait for writeback, unlock. */
+void pinwb_folios_wait_writeback(struct page **pages, size_t n, const unsigned long *bits);
+
 /* folio batches */
 void pinwb_folio_batch_init(struct folio_batch *fbatch);
 unsigned int pinwb_folio_batch_count(struct folio_batch *fbatch);

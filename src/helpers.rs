@@ -55,6 +55,14 @@ extern "C" {
         delta: isize,
     );
 
+    /// For the folio of every page of `pages[..n]` whose bit is set in `bits`: lock it, wait
+    /// for its writeback, unlock it.
+    pub(crate) fn pinwb_folios_wait_writeback(
+        pages: *const *mut page,
+        n: usize,
+        bits: *const usize,
+    );
+
     pub(crate) fn pinwb_folio_batch_init(fbatch: *mut folio_batch);
     pub(crate) fn pinwb_folio_batch_count(fbatch: *mut folio_batch) -> u32;
     pub(crate) fn pinwb_folio_batch_get(fbatch: *mut folio_batch, i: u32) -> *mut folio;
