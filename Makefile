@@ -5,6 +5,7 @@
 # and build/ (selftests, initramfs, guest logs).
 #
 #   make check        build everything needed and run all tests in QEMU
+#   make check-debug  the same on the debug kernel (KASAN, lockdep, kmemleak, ...)
 #   make run          boot the test kernel with pinwb loaded and show debugfs
 #   make shell        the same, with an interactive guest shell
 #   make bench        pin and writeback cost, wait latency, memory (QUICK=1: short)
@@ -20,7 +21,7 @@ S := scripts
 export PINWB_CMD := $(value CMD)
 export KDIR EXTRA CLIPPY PINWB_CACHE PINWB_TIMEOUT QUICK
 
-.PHONY: all setup kernel module selftests check run shell bench layout-check fmt clean
+.PHONY: all setup kernel module selftests check check-debug run shell bench layout-check fmt clean
 
 all: module selftests
 
@@ -50,6 +51,17 @@ run: module selftests
 
 shell: module selftests
 	@$(S)/vm.sh shell
+
+# The whole suite on the debug kernel (.config.debug.fragment: KASAN, lockdep,
+# kmemleak, DEBUG_VM, ...), with longer fuzzing and stress.
+check-debug: export PINWB_VARIANT := debug
+check-debug: selftests
+	@$(S)/module.sh
+	@PINWB_KO=build/module-debug/pinwb.ko PINWB_MEM=$${PINWB_MEM:-2G} \
+		PINWB_TIMEOUT=$${PINWB_TIMEOUT:-3000} \
+		PINWB_APPEND="slub_debug=FZPU debug_pagealloc=on $${PINWB_APPEND:-}" \
+		PINWB_GUEST_ENV="PINWB_FUZZ_SECONDS=60 PINWB_STRESS_SECONDS=10 $${PINWB_GUEST_ENV:-}" \
+		$(S)/vm.sh check
 
 # Benchmarks (not tests): QUICK=1 for a short run. Results: build/bench/.
 bench: module selftests

@@ -9,7 +9,14 @@
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
 
+# PINWB_VARIANT=debug adds .config.debug.fragment (KASAN, lockdep, kmemleak, ...).
 fragment=${PINWB_FRAGMENT:-$PINWB_ROOT/.config.fragment}
+if [ "${PINWB_VARIANT:-}" = debug ]; then
+	merged=$(mktemp)
+	trap 'rm -f "$merged"' EXIT
+	cat "$fragment" "$PINWB_ROOT/.config.debug.fragment" > "$merged"
+	fragment=$merged
+fi
 read -r -a MAKEVARS <<< "$(pinwb_make_vars)"
 jobs=$(nproc)
 
@@ -52,7 +59,7 @@ src=$("$PINWB_ROOT/scripts/kernel-source.sh")
 kver=$(cat "$src/.pinwb-extracted" | awk '{print $2}')
 toolchain="$(/usr/bin/rustc --version) $(clang$PINWB_LLVM --version | head -n1) $("$PINWB_TOOLS/bin/bindgen" --version)"
 key=$(printf '%s\n%s\n%s\n' "$kver" "$toolchain" "tinyconfig" | cat - "$fragment" | sha256sum | cut -c1-12)
-build=${PINWB_KBUILD:-$PINWB_CACHE/build/$(make -s -C "$src" kernelversion)-$key}
+build=${PINWB_KBUILD:-$PINWB_CACHE/build/$(make -s -C "$src" kernelversion)${PINWB_VARIANT:+-$PINWB_VARIANT}-$key}
 
 if [ -f "$build/.pinwb-built" ]; then
 	pinwb_log "test kernel: $build (cached)"

@@ -19,5 +19,14 @@ fi
 read -r -a MAKEVARS <<< "$(pinwb_make_vars)"
 extra=()
 [ -z "${CLIPPY:-}" ] || extra+=(CLIPPY=1)
-make -s -C "$kbuild" M="$PINWB_ROOT" "${MAKEVARS[@]}" "${extra[@]}" W=1 modules
-pinwb_log "module: $PINWB_ROOT/pinwb.ko"
+# Another kernel variant gets its own copy of the sources to build in, so the
+# in-place objects of the default test kernel stay valid (cp -a keeps mtimes:
+# Kbuild rebuilds only what changed).
+dir=$PINWB_ROOT
+if [ -n "${PINWB_VARIANT:-}" ]; then
+	dir=$PINWB_ROOT/build/module-$PINWB_VARIANT
+	mkdir -p "$dir"
+	cp -a -u "$PINWB_ROOT/Kbuild" "$PINWB_ROOT/src" "$PINWB_ROOT/include" "$dir/"
+fi
+make -s -C "$kbuild" M="$dir" "${MAKEVARS[@]}" "${extra[@]}" W=1 modules
+pinwb_log "module: $dir/pinwb.ko"

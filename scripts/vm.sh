@@ -33,7 +33,7 @@ cp /bin/busybox "$stage/bin/busybox"
 ln -s busybox "$stage/bin/sh"
 cp "$PINWB_ROOT/scripts/guest/init" "$stage/init"
 cp "$PINWB_ROOT/scripts/guest/pinwb-guest" "$stage/bin/pinwb-guest"
-cp "$PINWB_ROOT/pinwb.ko" "$stage/lib/modules/"
+cp "${PINWB_KO:-$PINWB_ROOT/pinwb.ko}" "$stage/lib/modules/pinwb.ko"
 cp "$out"/selftests/* "$stage/selftests/" 2>/dev/null || true
 for f in ${EXTRA:-}; do cp -a "$f" "$stage/extra/"; done
 
@@ -50,6 +50,8 @@ add_tool() {
 add_tool /usr/sbin/xfs_io
 add_tool /usr/bin/fio
 echo "$mode" > "$stage/etc/pinwb/mode"
+# Environment for the guest's tests (e.g. longer fuzzing on the debug kernel).
+printf '%s\n' ${PINWB_GUEST_ENV:-} > "$stage/etc/pinwb/env"
 [ -z "${QUICK:-}" ] || echo "-q" > "$stage/etc/pinwb/bench-args"
 echo "${PINWB_CPUS:-2}" > "$stage/etc/pinwb/cpus"
 cmd=${PINWB_CMD:-${CMD:-}}
