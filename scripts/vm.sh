@@ -119,8 +119,8 @@ sed -i 's/\r$//' "$tapf" "$console"   # the serial lines end in CRLF
 problems=()
 [ $qrc = 124 ] && problems+=("the VM timed out after ${timeout}s (PINWB_TIMEOUT)")
 [ $qrc != 0 ] && [ $qrc != 124 ] && problems+=("QEMU exited with status $qrc")
-grep -q '^# pinwb-guest: done' "$tapf" || problems+=("the guest did not finish its run (crash, panic or hang)")
-splats=$(grep -nE 'BUG:|WARNING:|Oops|KASAN:|UBSAN:|possible circular locking|possible recursive locking|inconsistent lock state|INFO: task .* blocked|Kernel panic|general protection fault|unreferenced object|rcu_.*detected stall' "$console" || true)
+grep -aq '^# pinwb-guest: done' "$tapf" || problems+=("the guest did not finish its run (crash, panic or hang)")
+splats=$(grep -anE 'BUG:|WARNING:|Oops|KASAN:|UBSAN:|possible circular locking|possible recursive locking|inconsistent lock state|INFO: task .* blocked|Kernel panic|general protection fault|unreferenced object|rcu_.*detected stall' "$console" || true)
 [ -z "$splats" ] || problems+=("the guest log shows kernel splats:
 $(sed "s|^|  $console:|" <<< "$splats")")
 
@@ -141,13 +141,13 @@ if [ "$mode" = run ]; then
 	exit "$(sed -n 's/^# exit status: \([0-9]*\)$/\1/p' "$tapf" | tail -n1 | grep . || echo 0)"
 fi
 
-passed=$(grep -cE '^ok [0-9]+ ' "$tapf" | head -n1 || true)
-skipped=$(grep -cE '^ok [0-9]+ .*# (SKIP|skip)' "$tapf" || true)
-failed=$(grep -cE '^not ok [0-9]+ ' "$tapf" || true)
+passed=$(grep -acE '^ok [0-9]+ ' "$tapf" | head -n1 || true)
+skipped=$(grep -acE '^ok [0-9]+ .*# (SKIP|skip)' "$tapf" || true)
+failed=$(grep -acE '^not ok [0-9]+ ' "$tapf" || true)
 passed=$((passed - skipped))
 if [ "$failed" != 0 ]; then
 	echo "failed tests:"
-	grep -E '^not ok [0-9]+ ' "$tapf" | sed 's/^/  /'
+	grep -aE '^not ok [0-9]+ ' "$tapf" | sed 's/^/  /'
 fi
 for p in "${problems[@]}"; do echo "pinwb: $p"; done
 failed=$((failed + ${#problems[@]}))

@@ -51,6 +51,18 @@ struct fuzz {
 	unsigned long calls, errors_by_errno[140];
 };
 
+/* AREA pages mapped as asked, between two PROT_NONE guard pages. */
+static char *guarded(struct fuzz *f, int flags, int fd)
+{
+	char *g = mmap(NULL, (AREA + 2) * f->psz, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	char *p;
+
+	if (g == MAP_FAILED)
+		return NULL;
+	p = mmap(g + f->psz, AREA * f->psz, PROT_READ | PROT_WRITE, flags | MAP_FIXED, fd, 0);
+	return p == MAP_FAILED ? NULL : p;
+}
+
 /* A plausible-or-not user address: in an area, around it, bogus, kernel, NULL. */
 static unsigned long fuzz_addr(struct fuzz *f)
 {
@@ -223,7 +235,20 @@ static void fuzz_mm(struct fuzz *f)
 	}
 }
 
-TEST(fuzz_ioctls)
+/* The harness's default timeout (30 s) is shorter than a long fuzzing run. */
+FIXTURE(fuzz)
+{
+};
+
+FIXTURE_SETUP(fuzz)
+{
+}
+
+FIXTURE_TEARDOWN(fuzz)
+{
+}
+
+TEST_F_TIMEOUT(fuzz, ioctls, 900)
 {
 	unsigned long long max_calls = env_ull("PINWB_FUZZ_CALLS", 1000000);
 	double secs = env_ull("PINWB_FUZZ_SECONDS", 10), t0;
@@ -237,10 +262,15 @@ TEST(fuzz_ioctls)
 	f.file = open(MNT "/fuzz", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	ASSERT_LE(0, f.file);
 	ASSERT_EQ(0, ftruncate(f.file, AREA * f.psz));
-	f.anon = mmap(NULL, AREA * f.psz, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	f.shared = mmap(NULL, AREA * f.psz, PROT_READ | PROT_WRITE, MAP_SHARED, f.file, 0);
-	ASSERT_NE(MAP_FAILED, f.anon);
-	ASSERT_NE(MAP_FAILED, f.shared);
+	/*
+	 * Each area sits between PROT_NONE guard pages: fuzzed ranges reach a page
+	 * beyond either end, and a write pin there plus the simulated device
+	 * would scribble over whatever mapping happened to be adjacent.
+	 */
+	f.anon = guarded(&f, MAP_PRIVATE | MAP_ANONYMOUS, -1);
+	f.shared = guarded(&f, MAP_SHARED, f.file);
+	ASSERT_NE(NULL, f.anon);
+	ASSERT_NE(NULL, f.shared);
 	memset(f.anon, 1, AREA * f.psz);
 	memset(f.shared, 2, AREA * f.psz);
 	pin_counters(&before);
@@ -268,8 +298,8 @@ TEST(fuzz_ioctls)
 		EXPECT_EQ(0UL, f.errors_by_errno[e]) TH_LOG("errno %d", e);
 	}
 	close(f.dev);
-	munmap(f.anon, AREA * f.psz);
-	munmap(f.shared, AREA * f.psz);
+	munmap(f.anon - f.psz, (AREA + 2) * f.psz);
+	munmap(f.shared - f.psz, (AREA + 2) * f.psz);
 	close(f.file);
 	EXPECT_EQ(0, umount(MNT));
 	ASSERT_NOTHING_LEAKED(&before);

@@ -42,7 +42,20 @@ static void expect_present(struct __test_metadata *_metadata)
 	EXPECT_TRUE(fs_registered());
 }
 
-TEST(load_unload_cycles_leave_nothing)
+/* The harness's default timeout (30 s) is too short on a debug kernel. */
+FIXTURE(slow)
+{
+};
+
+FIXTURE_SETUP(slow)
+{
+}
+
+FIXTURE_TEARDOWN(slow)
+{
+}
+
+TEST_F_TIMEOUT(slow, load_unload_cycles_leave_nothing, 1200)
 {
 	const char *env = getenv("PINWB_CYCLES");
 	int cycles = env ? atoi(env) : 100, i;

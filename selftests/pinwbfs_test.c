@@ -55,7 +55,7 @@ static int dma_start_seen(int dev, int handle, unsigned int pattern, volatile ch
 {
 	int ret = dma_start(dev, handle, pattern), i;
 
-	for (i = 0; !ret && i < 2000 && *watch == before; i++)
+	for (i = 0; !ret && i < 20000 && *watch == before; i++)
 		usleep(500);
 	return ret ? ret : (*watch == before ? -ETIMEDOUT : 0);
 }

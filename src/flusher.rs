@@ -10,7 +10,7 @@
 
 use crate::{
     aops,
-    fs::{for_each_inode, sb_info},
+    fs::{for_each_inode, for_each_super, sb_info},
     helpers::{pinwb_init_delayed_work, pinwb_queue_delayed_work},
     stats::TUNABLES,
 };
@@ -31,13 +31,15 @@ static FLUSHER: Flusher = Flusher {
 
 /// One cleaning pass over every regular file of every default mount.
 fn flush_all() {
-    for_each_inode(None, |inode| {
-        // SAFETY: `inode` is a live regular pinwbfs inode (held by `for_each_inode`).
-        unsafe {
-            if !sb_info((*inode).i_sb).mmwb {
-                aops::sync_mapping(inode, 0, i64::MAX, false);
-            }
+    for_each_super(|sb| {
+        // SAFETY: `sb` is a live pinwbfs superblock (`for_each_super` holds its s_umount).
+        if unsafe { sb_info(sb) }.mmwb {
+            return;
         }
+        for_each_inode(Some(sb), |inode| {
+            // SAFETY: `inode` is a live regular pinwbfs inode (held by `for_each_inode`).
+            unsafe { aops::sync_mapping(inode, 0, i64::MAX, false) };
+        });
     });
 }
 

@@ -26,7 +26,10 @@ use kernel::{
     new_mutex,
     prelude::*,
     str::CStr,
-    sync::Mutex,
+    sync::{
+        atomic::{Acquire, Atomic, Release},
+        Mutex,
+    },
     types::Opaque,
 };
 
@@ -130,6 +133,32 @@ pub(crate) fn for_each_inode(
 
 // --- the filesystem type ------------------------------------------------------
 
+/// The registered type, for [`for_each_super`]; null when not registered.
+static FS_TYPE: Atomic<*mut bindings::file_system_type> = Atomic::new(ptr::null_mut());
+
+/// Calls `f` on every live pinwbfs superblock with its `s_umount` held
+/// (`iterate_supers_type`): an unmount cannot run meanwhile, so inodes taken
+/// with `igrab` are given back before the superblock goes.
+pub(crate) fn for_each_super(f: fn(*mut bindings::super_block)) {
+    /// # Safety
+    ///
+    /// Called only by `iterate_supers_type` below, with `arg` pointing to `f`.
+    unsafe extern "C" fn call(sb: *mut bindings::super_block, arg: *mut c_void) {
+        // SAFETY: `arg` is the `fn` passed below, alive for the whole iteration.
+        let f = unsafe { *arg.cast::<fn(*mut bindings::super_block)>() };
+        f(sb);
+    }
+    let fs_type = FS_TYPE.load(Acquire);
+    if fs_type.is_null() {
+        return;
+    }
+    let mut f = f;
+    // SAFETY: `fs_type` is registered (it is cleared before unregistering); `call` gets `f`.
+    unsafe {
+        bindings::iterate_supers_type(fs_type, Some(call), (&raw mut f).cast());
+    }
+}
+
 /// The registered `file_system_type`; unregistered on drop.
 #[pin_data(PinnedDrop)]
 pub(crate) struct Registration {
@@ -168,7 +197,9 @@ impl Registration {
                 }
                 // SAFETY: `slot` is a valid, pinned file_system_type; it is unregistered in
                 // drop before its memory goes.
-                kernel::error::to_result(unsafe { bindings::register_filesystem(slot) })
+                kernel::error::to_result(unsafe { bindings::register_filesystem(slot) })?;
+                FS_TYPE.store(slot, Release);
+                Ok::<(), Error>(())
             }),
         })
     }
@@ -177,8 +208,12 @@ impl Registration {
 #[pinned_drop]
 impl PinnedDrop for Registration {
     fn drop(self: Pin<&mut Self>) {
+        FS_TYPE.store(ptr::null_mut(), Release);
         // SAFETY: Registered in `new`. No pinwbfs is mounted: a mount holds a module reference.
         unsafe { bindings::unregister_filesystem(self.fs_type.get()) };
+        // Statics are not dropped at module exit: free the registry's (empty) buffer.
+        let old = core::mem::replace(&mut *INODES.lock(), KVec::new());
+        drop(old);
     }
 }
 

@@ -99,5 +99,6 @@ impl PinnedDrop for PinwbModule {
         // exists and nobody uses the index any more. The device and debugfs are removed
         // after this, when the fields drop; neither touches the index.
         unsafe { flusher::stop() };
+        device::exit();
     }
 }
