@@ -56,7 +56,7 @@ module! {
 }
 
 /// The module's version, shown in debugfs beside the ABI version.
-pub(crate) const PINWB_VERSION: &str = "0.2.0";
+pub(crate) const PINWB_VERSION: &str = "0.3.0";
 
 #[pin_data(PinnedDrop)]
 struct PinwbModule {
