@@ -19,7 +19,7 @@
 
 use crate::{
     folio_index::{wait_until, INDEX},
-    fs::{inode_data, policy_of, Ops},
+    fs::{inode_data, policy_of, sb_info, Ops},
     helpers::*,
     policy::{decide, possibly_dirty, Action, Pinned},
     stats::{COUNTERS, TUNABLES},
@@ -153,7 +153,9 @@ unsafe extern "C" fn write_end(
     copied as c_int
 }
 
-/// Step 1 of writepages (see the module documentation).
+/// Step 1 of writepages (see the module documentation). `harvest`: look
+/// for PTE dirty bits (default mounts only: with `mmwb`, write-notify and
+/// `folio_clear_dirty_for_io()` already track CPU stores).
 ///
 /// # Safety
 ///
@@ -163,6 +165,7 @@ unsafe fn prepass(
     first: usize,
     last: usize,
     integrity: bool,
+    harvest: bool,
 ) {
     let mut fbatch = MaybeUninit::<bindings::folio_batch>::uninit();
     let fb = fbatch.as_mut_ptr();
@@ -175,7 +178,7 @@ unsafe fn prepass(
             for i in 0..pinwb_folio_batch_count(fb) {
                 let folio = pinwb_folio_batch_get(fb, i);
                 let pinned = classify(folio);
-                let mapped = pinwb_folio_mapped(folio);
+                let mapped = harvest && pinwb_folio_mapped(folio);
                 let want_pinned = possibly_dirty(integrity, pinned);
                 if !mapped && !want_pinned {
                     continue;
@@ -383,7 +386,11 @@ unsafe extern "C" fn writepages(
                 ((*wbc).range_end as u64 >> PAGE_SHIFT) as usize,
             )
         };
-        prepass(mapping, first, last, integrity);
+        // The walk has nothing to do in cleaning writeback of an mmwb mount.
+        let harvest = !sb_info((*inode).i_sb).mmwb;
+        if harvest || integrity {
+            prepass(mapping, first, last, integrity, harvest);
+        }
 
         let since = Instant::<Monotonic>::now();
         let mut ios = KVec::new();

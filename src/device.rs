@@ -2,7 +2,9 @@
 
 //! `/dev/pinwb`: the misc device, its ioctls, and the pins each open file owns.
 
-use crate::helpers::{pinwb_page_is_anon, pinwb_page_maybe_dma_pinned, pinwb_put_page};
+use crate::helpers::{
+    pinwb_folio_maybe_dma_pinned, pinwb_folio_test_anon, pinwb_page_folio, pinwb_put_page,
+};
 use crate::{
     defs::{self, pinwb_dma, pinwb_page_state, pinwb_pin, pinwb_query, pinwb_unpin},
     dma::DmaParams,
@@ -341,8 +343,8 @@ fn page_state(mut r: UserSliceReader, mut w: UserSliceWriter) -> Result {
     let (pins, dma, anon) = unsafe {
         (
             INDEX.lookup_page(page),
-            pinwb_page_maybe_dma_pinned(page),
-            pinwb_page_is_anon(page),
+            pinwb_folio_maybe_dma_pinned(pinwb_page_folio(page)),
+            pinwb_folio_test_anon(pinwb_page_folio(page)),
         )
     };
     // SAFETY: Drops the reference taken above.

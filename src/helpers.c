@@ -12,19 +12,9 @@
 
 #include "helpers.h"
 
-/*
- * folio_maybe_dma_pinned() of the folio that holds @page: what any writeback
- * path can know about pins (FOLL_PIN only; plain get_user_pages references
- * are invisible to it).
- */
-bool pinwb_page_maybe_dma_pinned(struct page *page)
+bool pinwb_folio_test_anon(struct folio *folio)
 {
-	return folio_maybe_dma_pinned(page_folio(page));
-}
-
-bool pinwb_page_is_anon(struct page *page)
-{
-	return folio_test_anon(page_folio(page));
+	return folio_test_anon(folio);
 }
 
 /* Only for references taken by get_user_pages*(), never for FOLL_PIN pins. */
@@ -126,6 +116,10 @@ unsigned long pinwb_folio_index(struct folio *folio)
 	return folio->index;
 }
 
+/*
+ * What any writeback path can know about pins: FOLL_PIN only; plain
+ * get_user_pages() references are invisible to it.
+ */
 bool pinwb_folio_maybe_dma_pinned(struct folio *folio)
 {
 	return folio_maybe_dma_pinned(folio);

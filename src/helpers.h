@@ -14,8 +14,7 @@ struct folio_batch;
 struct inode;
 struct page;
 
-bool pinwb_page_maybe_dma_pinned(struct page *page);
-bool pinwb_page_is_anon(struct page *page);
+bool pinwb_folio_test_anon(struct folio *folio);
 void pinwb_put_page(struct page *page);
 unsigned long pinwb_rlimit_memlock(void);
 

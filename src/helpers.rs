@@ -11,10 +11,7 @@ use bindings::{address_space, folio, folio_batch, inode, page};
 // flags; bindgen allows it the same way for the kernel's own declarations.
 #[allow(improper_ctypes)]
 extern "C" {
-    /// `folio_maybe_dma_pinned(page_folio(page))`.
-    pub(crate) fn pinwb_page_maybe_dma_pinned(page: *mut bindings::page) -> bool;
-    /// `folio_test_anon(page_folio(page))`.
-    pub(crate) fn pinwb_page_is_anon(page: *mut bindings::page) -> bool;
+    pub(crate) fn pinwb_folio_test_anon(folio: *mut folio) -> bool;
     /// `put_page(page)`: only for `get_user_pages*()` references.
     pub(crate) fn pinwb_put_page(page: *mut bindings::page);
     /// `rlimit(RLIMIT_MEMLOCK)` of current, in bytes.

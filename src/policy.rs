@@ -5,7 +5,6 @@
 //! Pure decisions, unit-tested with KUnit; `aops.rs` carries them out. The
 //! table is in Documentation/pinwb.rst ("Writeback policies").
 
-use core::str::FromStr;
 use kernel::prelude::*;
 
 /// A writeback policy (debugfs `policy`, mount option `policy=`).
@@ -58,13 +57,6 @@ impl Policy {
             .copied()
             .find(|p| p.name().as_bytes() == s)
             .ok_or(EINVAL)
-    }
-}
-
-impl FromStr for Policy {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        Policy::parse(s.trim().as_bytes())
     }
 }
 
