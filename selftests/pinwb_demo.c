@@ -13,8 +13,6 @@
  */
 #include <time.h>
 #include <sys/mman.h>
-#include <sys/mount.h>
-#include <sys/stat.h>
 
 #include "pinwb_test.h"
 
@@ -61,12 +59,10 @@ static const char *res(int ret)
 static size_t lost(int fd, const char *map)
 {
 	char *store = malloc(PINNED * psz);
-	struct pinwbfs_read_store r = {
-		.offset = FIRST * psz, .len = PINNED * psz, .buf = (unsigned long)store,
-	};
 	size_t n = 0, i;
 
-	if (!store || ioctl(fd, PINWBFS_IOC_READ_STORE, &r) != (long)(PINNED * psz))
+	if (!store ||
+	    pinwbfs_read_store(fd, store, PINNED * psz, FIRST * psz) != (ssize_t)(PINNED * psz))
 		return (size_t)-1;
 	for (i = 0; i < PINNED * psz; i++)
 		n += store[i] != map[FIRST * psz + i];
@@ -87,7 +83,8 @@ static int run(int dev, const char *policy)
 	char *map;
 
 	snprintf(opts, sizeof(opts), "policy=%s", policy);
-	if (mount("none", MNT, "pinwbfs", 0, opts))
+	errno = -pinwbfs_mount(MNT, opts);
+	if (errno)
 		return perror("mount"), -1;
 	fd = open(MNT "/data", O_RDWR | O_CREAT, 0644);
 	if (fd < 0 || ftruncate(fd, NPAGES * psz))
@@ -142,7 +139,6 @@ int main(void)
 	psz = sysconf(_SC_PAGESIZE);
 	if (dev < 0)
 		return perror("/dev/pinwb"), 1;
-	mkdir(MNT, 0755);
 	knob("io_delay_us", "3000");
 	knob("wait_timeout_ms", "200");
 	knob("flush_period_ms", "0");

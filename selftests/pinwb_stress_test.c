@@ -168,17 +168,7 @@ FIXTURE(stress)
 	struct stress s;
 };
 
-FIXTURE_VARIANT(stress)
-{
-	const char *policy;
-};
-
-FIXTURE_VARIANT_ADD(stress, naive) { .policy = "naive" };
-FIXTURE_VARIANT_ADD(stress, skip) { .policy = "skip" };
-FIXTURE_VARIANT_ADD(stress, wait) { .policy = "wait" };
-FIXTURE_VARIANT_ADD(stress, bounce) { .policy = "bounce" };
-FIXTURE_VARIANT_ADD(stress, fail) { .policy = "fail" };
-FIXTURE_VARIANT_ADD(stress, auto) { .policy = "auto" };
+PINWB_POLICY_VARIANTS(stress);
 
 FIXTURE_SETUP(stress)
 {
@@ -190,7 +180,7 @@ FIXTURE_SETUP(stress)
 	pinwb_knob("io_delay_us", "200");
 	pinwb_knob("flush_period_ms", "20");
 	mkdir(MNT, 0755);
-	snprintf(opts, sizeof(opts), "policy=%s", variant->policy);
+	snprintf(opts, sizeof(opts), "policy=%s", variant->name);
 	ASSERT_EQ(0, mount("none", MNT, "pinwbfs", 0, opts));
 	self->s.dev = open(PINWB_DEV, O_RDWR | O_CLOEXEC);
 	ASSERT_LE(0, self->s.dev);
@@ -256,10 +246,10 @@ TEST_F_TIMEOUT(stress, everything_at_once, 600)
 	}
 	kill(child, SIGKILL);
 	ASSERT_EQ(child, waitpid(child, &status, 0));
-	TH_LOG("%s: %lu operations, %llu torn writes", variant->policy, ops,
+	TH_LOG("%s: %lu operations, %llu torn writes", variant->name, ops,
 	       pinwb_debugfs_u64("torn_writes") - torn0);
 	EXPECT_LT(100UL, ops);
-	if (strcmp(variant->policy, "naive")) {
+	if (strcmp(variant->name, "naive")) {
 		EXPECT_EQ(torn0, pinwb_debugfs_u64("torn_writes"));
 	}
 
@@ -274,15 +264,11 @@ TEST_F_TIMEOUT(stress, everything_at_once, 600)
 	ASSERT_NE(NULL, a);
 	ASSERT_NE(NULL, b);
 	for (f = 0; f < NFILES; f++) {
-		struct pinwbfs_read_store r = {
-			.len = NPAGES * self->s.psz, .buf = (unsigned long)b,
-		};
-
 		ASSERT_EQ(0, fsync(self->s.fd[f]));
 		ASSERT_EQ((ssize_t)(NPAGES * self->s.psz),
 			  pread(self->s.fd[f], a, NPAGES * self->s.psz, 0));
-		ASSERT_EQ((long)(NPAGES * self->s.psz), ioctl(self->s.fd[f],
-							       PINWBFS_IOC_READ_STORE, &r));
+		ASSERT_EQ((ssize_t)(NPAGES * self->s.psz),
+			  pinwbfs_read_store(self->s.fd[f], b, NPAGES * self->s.psz, 0));
 		EXPECT_EQ(0, memcmp(a, b, NPAGES * self->s.psz)) TH_LOG("file %d", f);
 	}
 	free(a);

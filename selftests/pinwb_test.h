@@ -12,6 +12,8 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 
 #include <pinwb.h>
@@ -173,6 +175,34 @@ static inline int pinwb_unpin_handle(int fd, unsigned int handle, unsigned int f
 	struct pinwb_unpin u = { .handle = handle, .flags = flags };
 
 	return ioctl(fd, PINWB_IOC_UNPIN, &u) ? -errno : 0;
+}
+
+/*
+ * One variant of fixture @f per pinwbfs writeback policy, with the policy's
+ * name in variant->name (for files that include kselftest_harness.h).
+ */
+#define PINWB_POLICY_VARIANTS(f)						\
+	FIXTURE_VARIANT(f) { const char *name; };				\
+	FIXTURE_VARIANT_ADD(f, naive) { .name = "naive" };			\
+	FIXTURE_VARIANT_ADD(f, skip) { .name = "skip" };			\
+	FIXTURE_VARIANT_ADD(f, wait) { .name = "wait" };			\
+	FIXTURE_VARIANT_ADD(f, bounce) { .name = "bounce" };			\
+	FIXTURE_VARIANT_ADD(f, fail) { .name = "fail" };			\
+	FIXTURE_VARIANT_ADD(f, auto) { .name = "auto" }
+
+/* Mounts a pinwbfs with mount options @opts at @dir; 0 or -errno. */
+static inline int pinwbfs_mount(const char *dir, const char *opts)
+{
+	mkdir(dir, 0755);
+	return mount("none", dir, "pinwbfs", 0, opts) ? -errno : 0;
+}
+
+/* Reads [off, off + len) of a pinwbfs file's backing store, bypassing the page cache. */
+static inline ssize_t pinwbfs_read_store(int fd, void *buf, size_t len, off_t off)
+{
+	struct pinwbfs_read_store r = { .offset = off, .len = len, .buf = (unsigned long)buf };
+
+	return ioctl(fd, PINWBFS_IOC_READ_STORE, &r);
 }
 
 #endif /* PINWB_TEST_H */

@@ -7,8 +7,6 @@
 #include <signal.h>
 #include <time.h>
 #include <sys/mman.h>
-#include <sys/mount.h>
-#include <sys/stat.h>
 
 #include "kselftest_harness.h"
 #include "pinwb_test.h"
@@ -28,14 +26,6 @@ static void knob(const char *name, const char *value)
 static unsigned long long ctr(const char *name)
 {
 	return pinwb_debugfs_u64(name);
-}
-
-/* Reads [off, off + len) of the backing store, bypassing the page cache. */
-static ssize_t read_store(int fd, void *buf, size_t len, off_t off)
-{
-	struct pinwbfs_read_store r = { .offset = off, .len = len, .buf = (unsigned long)buf };
-
-	return ioctl(fd, PINWBFS_IOC_READ_STORE, &r);
 }
 
 static int dma_start(int dev, int handle, unsigned int pattern)
@@ -67,12 +57,6 @@ static long long dma_stop(int dev, int handle)
 	return ioctl(dev, PINWB_IOC_DMA_STOP, &d) ? -errno : (long long)d.passes;
 }
 
-static int mount_pinwbfs(const char *opts)
-{
-	mkdir(MNT, 0755);
-	return mount("none", MNT, "pinwbfs", 0, opts) ? -errno : 0;
-}
-
 /* --- the policy matrix ------------------------------------------------------- */
 
 FIXTURE(policy)
@@ -82,17 +66,7 @@ FIXTURE(policy)
 	struct pin_counters before;
 };
 
-FIXTURE_VARIANT(policy)
-{
-	const char *name;
-};
-
-FIXTURE_VARIANT_ADD(policy, naive) { .name = "naive" };
-FIXTURE_VARIANT_ADD(policy, skip) { .name = "skip" };
-FIXTURE_VARIANT_ADD(policy, wait) { .name = "wait" };
-FIXTURE_VARIANT_ADD(policy, bounce) { .name = "bounce" };
-FIXTURE_VARIANT_ADD(policy, fail) { .name = "fail" };
-FIXTURE_VARIANT_ADD(policy, auto) { .name = "auto" };
+PINWB_POLICY_VARIANTS(policy);
 
 FIXTURE_SETUP(policy)
 {
@@ -104,7 +78,7 @@ FIXTURE_SETUP(policy)
 	knob("io_delay_us", "3000");
 	knob("wait_timeout_ms", "300");
 	snprintf(opts, sizeof(opts), "policy=%s", variant->name);
-	ASSERT_EQ(0, mount_pinwbfs(opts));
+	ASSERT_EQ(0, pinwbfs_mount(MNT, opts));
 	self->dev = open(PINWB_DEV, O_RDWR | O_CLOEXEC);
 	ASSERT_LE(0, self->dev);
 	self->fd = open(MNT "/f", O_RDWR | O_CREAT, 0644);
@@ -247,7 +221,7 @@ TEST_F(policy, fsync_persists_device_writes_into_pinned_folios)
 	} while (self->map[2 * psz] == 'a');
 
 	ret = fsync(self->fd) ? -errno : 0;
-	ASSERT_EQ((ssize_t)(PINNED * psz), read_store(self->fd, store, PINNED * psz, 2 * psz));
+	ASSERT_EQ((ssize_t)(PINNED * psz), pinwbfs_read_store(self->fd, store, PINNED * psz, 2 * psz));
 	if (persists) {
 		EXPECT_EQ(0, ret);
 		EXPECT_EQ(0, memcmp(store, self->map + 2 * psz, PINNED * psz));
@@ -259,7 +233,7 @@ TEST_F(policy, fsync_persists_device_writes_into_pinned_folios)
 	/* Nothing lost: once the pin goes (as a driver would: dirty), fsync persists it. */
 	ASSERT_EQ(0, pinwb_unpin_handle(self->dev, h, PINWB_UNPIN_DIRTY));
 	ASSERT_EQ(0, fsync(self->fd));
-	ASSERT_EQ((ssize_t)(PINNED * psz), read_store(self->fd, store, PINNED * psz, 2 * psz));
+	ASSERT_EQ((ssize_t)(PINNED * psz), pinwbfs_read_store(self->fd, store, PINNED * psz, 2 * psz));
 	EXPECT_EQ(0, memcmp(store, self->map + 2 * psz, PINNED * psz));
 	free(store);
 	ASSERT_NOTHING_LEAKED(&self->before);
@@ -294,7 +268,7 @@ TEST(wait_is_woken_by_unpin_and_interruptible)
 	int h;
 
 	psz = sysconf(_SC_PAGESIZE);
-	ASSERT_EQ(0, mount_pinwbfs("policy=wait"));
+	ASSERT_EQ(0, pinwbfs_mount(MNT, "policy=wait"));
 	self->dev = open(PINWB_DEV, O_RDWR | O_CLOEXEC);
 	ASSERT_LE(0, self->dev);
 	self->fd = open(MNT "/w", O_RDWR | O_CREAT, 0644);
@@ -349,7 +323,7 @@ FIXTURE(fs)
 FIXTURE_SETUP(fs)
 {
 	psz = sysconf(_SC_PAGESIZE);
-	ASSERT_EQ(0, mount_pinwbfs("policy=auto"));
+	ASSERT_EQ(0, pinwbfs_mount(MNT, "policy=auto"));
 	self->fd = open(MNT "/g", O_RDWR | O_CREAT, 0644);
 	ASSERT_LE(0, self->fd);
 }
@@ -366,7 +340,7 @@ static void expect_store_equals(struct __test_metadata *_metadata, int fd, const
 	char *got = malloc(len);
 
 	ASSERT_NE(NULL, got);
-	ASSERT_EQ((ssize_t)len, read_store(fd, got, len, 0));
+	ASSERT_EQ((ssize_t)len, pinwbfs_read_store(fd, got, len, 0));
 	EXPECT_EQ(0, memcmp(got, want, len));
 	free(got);
 }
@@ -459,7 +433,7 @@ TEST_F(fs, periodic_flusher)
 	ASSERT_EQ(4, pwrite(self->fd, "tick", 4, 0));
 	for (i = 0; i < 100; i++) {
 		usleep(20000);
-		ASSERT_EQ(4, read_store(self->fd, got, 4, 0));
+		ASSERT_EQ(4, pinwbfs_read_store(self->fd, got, 4, 0));
 		if (!memcmp(got, "tick", 4))
 			break;
 	}
@@ -474,7 +448,7 @@ TEST(read_store_errors)
 	int fd;
 
 	psz = sysconf(_SC_PAGESIZE);
-	ASSERT_EQ(0, mount_pinwbfs(NULL));
+	ASSERT_EQ(0, pinwbfs_mount(MNT, NULL));
 	fd = open(MNT "/h", O_RDWR | O_CREAT, 0644);
 	ASSERT_LE(0, fd);
 	r.buf = (unsigned long)buf;
@@ -545,7 +519,7 @@ TEST(mmwb_refuses_rw_longterm_pins_and_kernel_fsync_reaches_writepages)
 
 	psz = sysconf(_SC_PAGESIZE);
 	ASSERT_LE(0, dev);
-	ASSERT_EQ(0, mount_pinwbfs("mmwb,policy=auto"));
+	ASSERT_EQ(0, pinwbfs_mount(MNT, "mmwb,policy=auto"));
 	fd = open(MNT "/m", O_RDWR | O_CREAT, 0644);
 	ASSERT_LE(0, fd);
 	ASSERT_EQ(0, ftruncate(fd, 4 * psz));
@@ -569,7 +543,7 @@ TEST(mmwb_refuses_rw_longterm_pins_and_kernel_fsync_reaches_writepages)
 	map[5] = 'M';
 	ASSERT_EQ(0, fsync(fd));
 	EXPECT_LT(all0, ctr("writepages_all"));
-	ASSERT_EQ(8, read_store(fd, got, 8, 0));
+	ASSERT_EQ(8, pinwbfs_read_store(fd, got, 8, 0));
 	EXPECT_EQ('M', got[5]);
 	munmap(map, 4 * psz);
 	close(fd);
