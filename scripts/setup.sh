@@ -15,8 +15,9 @@ PACKAGES=(
 	make gcc libc6-dev bc flex bison libelf-dev libssl-dev
 	cpio kmod xz-utils python3 perl
 	qemu-system-x86 busybox-static
-	# real tools run on pinwbfs in the guest
-	xfsprogs fio
+	# real tools run on pinwbfs in the guest; liburing (static) for the
+	# io_uring selftest
+	xfsprogs fio liburing-dev
 )
 
 missing=()
