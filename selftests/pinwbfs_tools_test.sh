@@ -1,9 +1,10 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0
 #
-# Real tools on pinwbfs: xfs_io (pwrite, mmap, msync, fsync) and fio with
-# verify=crc32c. Each result is checked against what the backing store holds
-# (pinwb_store_cat), not only against the page cache. TAP output.
+# Real tools on pinwbfs: xfs_io (pwrite, mmap, msync, fsync), fio with
+# verify=crc32c, and fio's io_uring fixed buffers in a pinwbfs mapping (pins
+# that are not pinwb's). Each result is checked against what the backing
+# store holds (pinwb_store_cat), not only against the page cache. TAP output.
 
 M=/tmp/pinwbfs-tools
 R=/tmp/pinwbfs-tools-ref
@@ -78,8 +79,25 @@ fio_mmap_verify() {
 # Nothing above writes into pages under IO: no torn write may appear.
 no_torn_writes() { [ "$(cat $DBG/torn_writes)" -eq "$torn0" ]; }
 
+# fio with io_uring fixed buffers in a pinwbfs mapping (pinwbfs_fio_uring):
+# its pins are foreign to pinwb. field NAME: a field of the scenario's line.
+field() { echo "$row" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
+fio_uring() { row=$("$BIN/pinwbfs_fio_uring" "$1" 3) && echo "# $row" && [ "$(field fio)" = 0 ]; }
+
+# The bug, with code nobody here wrote: naive writes folios that io_uring is
+# copying into.
+fio_uring_naive_tears() { fio_uring naive && [ "$(field torn)" -gt 0 ]; }
+
+# auto recognises the pins as someone else's, bounces, tears nothing, and
+# loses nothing once fio has let go.
+fio_uring_auto_bounces() {
+	fio_uring auto && [ "$(field torn)" = 0 ] && [ "$(field foreign)" -gt 0 ] &&
+	[ "$(field bounced)" -gt 0 ] && [ "$(field first_error)" = ok ] &&
+	[ "$(field final)" = ok ] && [ "$(field lost)" = 0 ]
+}
+
 echo "TAP version 13"
-echo "1..8"
+echo "1..10"
 torn0=$(cat $DBG/torn_writes)
 # fio's mmap stores could meet the periodic flusher's IO: on a default mount
 # nothing holds a store back while its folio is under writeback (no
@@ -94,5 +112,8 @@ for name in xfs_io_pwrite_fsync xfs_io_mmap_mwrite_msync xfs_io_mmap_load_then_s
 	t $name
 done
 umount "$M"
+for name in fio_uring_naive_tears fio_uring_auto_bounces; do
+	t $name
+done
 echo "$period" > $DBG/flush_period_ms
 exit $failed
