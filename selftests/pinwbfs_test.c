@@ -45,9 +45,18 @@ static int dma_start_seen(int dev, int handle, unsigned int pattern, volatile ch
 {
 	int ret = dma_start(dev, handle, pattern), i;
 
-	for (i = 0; !ret && i < 20000 && *watch == before; i++)
+	if (ret)
+		return ret;
+	/*
+	 * Decide on the read that saw the change: the writer cycles through
+	 * all 256 byte values, so a second read may find @before again.
+	 */
+	for (i = 0; i < 20000; i++) {
+		if (*watch != before)
+			return 0;
 		usleep(500);
-	return ret ? ret : (*watch == before ? -ETIMEDOUT : 0);
+	}
+	return -ETIMEDOUT;
 }
 
 static long long dma_stop(int dev, int handle)
