@@ -38,7 +38,7 @@ FIXTURE(uring)
 	pthread_t reader;
 	atomic_bool stop;
 	atomic_ulong rounds;
-	int read_error;		/* first failed read's -errno or short length */
+	atomic_int read_error;	/* first failed read's -errno, or -ENODATA if short */
 	struct pin_counters before;
 };
 
@@ -125,6 +125,7 @@ static void *reader(void *arg)
 		unsigned int gen = round % GENS, i;
 		struct io_uring_cqe *cqe;
 
+		/* The ring has 2 * NBUF entries, and each round is reaped in full. */
 		for (i = 0; i < NBUF; i++) {
 			struct io_uring_sqe *sqe = io_uring_get_sqe(&self->ring);
 
@@ -132,15 +133,18 @@ static void *reader(void *arg)
 						 (gen * NBUF + i) * psz, i);
 		}
 		if (io_uring_submit_and_wait(&self->ring, NBUF) != NBUF) {
-			self->read_error = -EIO;
+			atomic_store(&self->read_error, -EIO);
 			break;
 		}
 		for (i = 0; i < NBUF; i++) {
+			int err;
+
 			if (io_uring_wait_cqe(&self->ring, &cqe))
 				break;
-			if (cqe->res != (int)psz && !self->read_error)
-				self->read_error = cqe->res < 0 ? cqe->res : -ENODATA;
+			err = cqe->res < 0 ? cqe->res : cqe->res != (int)psz ? -ENODATA : 0;
 			io_uring_cqe_seen(&self->ring, cqe);
+			if (err && !atomic_load(&self->read_error))
+				atomic_store(&self->read_error, err);
 		}
 		atomic_store(&self->rounds, round + 1);
 	}
@@ -180,7 +184,7 @@ TEST_F_TIMEOUT(uring, fixed_buffer_reads_under_writeback, 120)
 
 	ASSERT_EQ(0, pthread_create(&self->reader, NULL, reader, self));
 	self->reading = true;
-	while (atomic_load(&self->rounds) < 1)
+	while (atomic_load(&self->rounds) < 1 && !atomic_load(&self->read_error))
 		usleep(1000);
 	/*
 	 * Data-integrity syncs (each marks the clean, pinned folios possibly
@@ -195,11 +199,11 @@ TEST_F_TIMEOUT(uring, fixed_buffer_reads_under_writeback, 120)
 		syncs++;
 	} while ((syncs < 8 || atomic_load(&self->rounds) < 64 ||
 		  (naive && pinwb_debugfs_u64("torn_writes") == torn0)) &&
-		 time(NULL) < deadline && !self->read_error);
+		 time(NULL) < deadline && !atomic_load(&self->read_error));
 	atomic_store(&self->stop, true);
 	ASSERT_EQ(0, pthread_join(self->reader, NULL));
 	self->reading = false;
-	EXPECT_EQ(0, self->read_error);
+	EXPECT_EQ(0, atomic_load(&self->read_error));
 
 	torn = pinwb_debugfs_u64("torn_writes") - torn0;
 	foreign = pinwb_debugfs_u64("foreign_seen") - foreign0;
