@@ -308,9 +308,15 @@ TEST(wait_is_woken_by_unpin_and_interruptible)
 	ASSERT_LT(0, h);
 	self->map[0] = 'x';
 	ASSERT_EQ(0, pthread_create(&t.th, NULL, do_fsync, &t));
-	usleep(200000);
-	ASSERT_EQ(0, pthread_kill(t.th, SIGUSR1));
-	ASSERT_EQ(0, pthread_join(t.th, NULL));
+	/*
+	 * A signal that arrives before fsync waits only runs the handler: send
+	 * one every 200 ms until the fsync returns (on a slow kernel it may take
+	 * longer than that to start waiting).
+	 */
+	do {
+		usleep(200000);
+		pthread_kill(t.th, SIGUSR1);
+	} while (pthread_tryjoin_np(t.th, NULL) == EBUSY);
 	EXPECT_EQ(-EINTR, t.ret);
 	ASSERT_EQ(0, pinwb_unpin_handle(self->dev, h, 0));
 	ASSERT_EQ(0, fsync(self->fd));
