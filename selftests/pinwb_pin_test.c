@@ -240,6 +240,18 @@ FIXTURE(dev)
 	struct pin_counters before;
 };
 
+/*
+ * Closes the test's file, which releases every pin it still holds (a
+ * closed fd, -1, is fine), reopens it for the teardown, unmaps @len bytes
+ * at @buf and checks that nothing stayed pinned or charged.
+ */
+#define CLOSE_AND_ASSERT_NOTHING_LEAKED(self, buf, len) do {			\
+	close((self)->fd);							\
+	(self)->fd = open(PINWB_DEV, O_RDWR | O_CLOEXEC);			\
+	munmap((buf), (len));							\
+	ASSERT_NOTHING_LEAKED(&(self)->before);					\
+} while (0)
+
 FIXTURE_SETUP(dev)
 {
 	page_size = sysconf(_SC_PAGESIZE);
@@ -441,10 +453,7 @@ TEST_F_TIMEOUT(dev, enospc_over_the_per_file_limit, 300)
 	EXPECT_LT(0, pinwb_pin_range(self->fd, buf, 1, 0, NULL));
 	EXPECT_EQ(-ENOSPC, pinwb_pin_range(self->fd, buf, 1, 0, NULL));
 	close(other);
-	close(self->fd);
-	self->fd = open(PINWB_DEV, O_RDWR | O_CLOEXEC);
-	munmap(buf, page_size);
-	ASSERT_NOTHING_LEAKED(&self->before);
+	CLOSE_AND_ASSERT_NOTHING_LEAKED(self, buf, page_size);
 }
 
 TEST_F(dev, enoent_rows)
@@ -472,10 +481,7 @@ TEST_F(dev, enoent_rows)
 	/* Handles are not reused at once. */
 	EXPECT_NE(h, pinwb_pin_range(self->fd, buf, page_size, 0, NULL));
 	close(other);
-	close(self->fd);
-	self->fd = open(PINWB_DEV, O_RDWR | O_CLOEXEC);
-	munmap(buf, page_size);
-	ASSERT_NOTHING_LEAKED(&self->before);
+	CLOSE_AND_ASSERT_NOTHING_LEAKED(self, buf, page_size);
 }
 
 /* RLIMIT_MEMLOCK binds an unprivileged process; CAP_IPC_LOCK lifts it. */
@@ -517,10 +523,7 @@ TEST_F(dev, enomem_over_memlock_without_cap_ipc_lock)
 	EXPECT_EQ(0, pinwb_unpin_handle(self->fd, h, 0));
 
 	/* The child's pins went with its exit (the fd was shared: close our copy too). */
-	close(self->fd);
-	self->fd = open(PINWB_DEV, O_RDWR | O_CLOEXEC);
-	munmap(buf, 16 * page_size);
-	ASSERT_NOTHING_LEAKED(&self->before);
+	CLOSE_AND_ASSERT_NOTHING_LEAKED(self, buf, 16 * page_size);
 }
 
 /* --- lifetime ---------------------------------------------------------------- */
@@ -588,9 +591,7 @@ TEST_F(dev, fork_pins_live_until_last_close)
 	ASSERT_EQ(pid, waitpid(pid, &status, 0));
 	EXPECT_TRUE(WIFEXITED(status));
 	EXPECT_EQ(0, WEXITSTATUS(status));
-	self->fd = open(PINWB_DEV, O_RDWR | O_CLOEXEC);
-	munmap(buf, 4 * page_size);
-	ASSERT_NOTHING_LEAKED(&self->before);
+	CLOSE_AND_ASSERT_NOTHING_LEAKED(self, buf, 4 * page_size);
 }
 
 /* --- concurrency ------------------------------------------------------------- */
@@ -706,10 +707,7 @@ TEST_F(dev, threads_pin_unpin_query_and_close)
 	EXPECT_LT(100UL, queries);
 	/* The pins that survived belong to the file, which self->fd still holds. */
 	EXPECT_EQ(pins - unpins, pinwb_debugfs_u64("pins_active") - self->before.pins_active);
-	close(self->fd);
-	self->fd = open(PINWB_DEV, O_RDWR | O_CLOEXEC);
-	munmap(r.buf, 20 * page_size);
-	ASSERT_NOTHING_LEAKED(&self->before);
+	CLOSE_AND_ASSERT_NOTHING_LEAKED(self, r.buf, 20 * page_size);
 }
 
 TEST_HARNESS_MAIN
