@@ -28,12 +28,6 @@ static unsigned long long ctr(const char *name)
 	return pinwb_debugfs_u64(name);
 }
 
-static void knob(const char *name, const char *value)
-{
-	if (pinwb_knob(name, value))
-		perror(name);
-}
-
 static double now_ms(void)
 {
 	struct timespec t;
@@ -139,9 +133,8 @@ int main(void)
 	psz = sysconf(_SC_PAGESIZE);
 	if (dev < 0)
 		return perror("/dev/pinwb"), 1;
-	knob("io_delay_us", "3000");
-	knob("wait_timeout_ms", "200");
-	knob("flush_period_ms", "0");
+	if (pinwb_writeback_knobs(0, 3000, 200))
+		return perror("knobs"), 1;
 	printf("pinwbfs, %d pages, pages %d..%d pinned long-term, the simulated device writing;\n"
 	       "io_delay_us=3000, wait_timeout_ms=200\n\n", NPAGES, FIRST, FIRST + PINNED - 1);
 	printf("%-7s %-10s %7s %5s %7s %6s %8s   %-10s %8s   %-4s %8s\n", "", "fsync #1", "ms",
@@ -153,8 +146,5 @@ int main(void)
 			return 1;
 	printf("\nfsync #1: the device is writing; #2: it stopped, the pin is still held (seed 004);\n"
 	       "#3: after the driver's unpin (dirty). lost: pinned bytes the store does not have.\n");
-	knob("io_delay_us", "1000");
-	knob("wait_timeout_ms", "5000");
-	knob("flush_period_ms", "1000");
-	return 0;
+	return pinwb_writeback_knobs_default() ? 1 : 0;
 }

@@ -176,12 +176,9 @@ FIXTURE_SETUP(stress)
 	int f;
 
 	self->s.psz = sysconf(_SC_PAGESIZE);
-	pinwb_knob("wait_timeout_ms", "50");
-	pinwb_knob("io_delay_us", "200");
-	pinwb_knob("flush_period_ms", "20");
-	mkdir(MNT, 0755);
+	ASSERT_EQ(0, pinwb_writeback_knobs(20, 200, 50));
 	snprintf(opts, sizeof(opts), "policy=%s", variant->name);
-	ASSERT_EQ(0, mount("none", MNT, "pinwbfs", 0, opts));
+	ASSERT_EQ(0, pinwbfs_mount(MNT, opts));
 	self->s.dev = open(PINWB_DEV, O_RDWR | O_CLOEXEC);
 	ASSERT_LE(0, self->s.dev);
 	for (f = 0; f < NFILES; f++) {
@@ -204,9 +201,7 @@ FIXTURE_TEARDOWN(stress)
 		close(self->s.fd[f]);
 	}
 	EXPECT_EQ(0, umount(MNT));
-	pinwb_knob("wait_timeout_ms", "5000");
-	pinwb_knob("io_delay_us", "1000");
-	pinwb_knob("flush_period_ms", "1000");
+	pinwb_writeback_knobs_default();
 }
 
 TEST_F_TIMEOUT(stress, everything_at_once, 600)

@@ -90,6 +90,31 @@ static inline int pinwb_knob(const char *name, const char *value)
 	return ret;
 }
 
+/*
+ * Sets the writeback knobs that tests tune: the flusher's period, the store's
+ * IO delay and the longest wait for pins. 0 or the first -errno.
+ */
+static inline int pinwb_writeback_knobs(unsigned int flush_period_ms, unsigned int io_delay_us,
+					unsigned int wait_timeout_ms)
+{
+	const char *names[] = { "flush_period_ms", "io_delay_us", "wait_timeout_ms" };
+	unsigned int values[] = { flush_period_ms, io_delay_us, wait_timeout_ms };
+	char buf[16];
+	int i, ret = 0;
+
+	for (i = 0; i < 3 && !ret; i++) {
+		snprintf(buf, sizeof(buf), "%u", values[i]);
+		ret = pinwb_knob(names[i], buf);
+	}
+	return ret;
+}
+
+/* Back to the module's defaults (Documentation/pinwb.rst, "Knobs and counters"). */
+static inline int pinwb_writeback_knobs_default(void)
+{
+	return pinwb_writeback_knobs(1000, 1000, 5000);
+}
+
 /* A /proc/vmstat counter, after folding every CPU's pending deltas. */
 static inline long long vmstat(const char *name)
 {

@@ -17,12 +17,6 @@
 
 static size_t psz;
 
-static void knob(const char *name, const char *value)
-{
-	if (pinwb_knob(name, value))
-		perror(name);
-}
-
 static unsigned long long ctr(const char *name)
 {
 	return pinwb_debugfs_u64(name);
@@ -83,9 +77,7 @@ FIXTURE_SETUP(policy)
 
 	psz = sysconf(_SC_PAGESIZE);
 	/* The flusher only when kicked; IO slow enough for a device to tear it. */
-	knob("flush_period_ms", "0");
-	knob("io_delay_us", "3000");
-	knob("wait_timeout_ms", "300");
+	ASSERT_EQ(0, pinwb_writeback_knobs(0, 3000, 300));
 	snprintf(opts, sizeof(opts), "policy=%s", variant->name);
 	ASSERT_EQ(0, pinwbfs_mount(MNT, opts));
 	self->dev = open(PINWB_DEV, O_RDWR | O_CLOEXEC);
@@ -105,9 +97,7 @@ FIXTURE_TEARDOWN(policy)
 	close(self->fd);
 	close(self->dev);
 	EXPECT_EQ(0, umount(MNT));
-	knob("flush_period_ms", "1000");
-	knob("io_delay_us", "1000");
-	knob("wait_timeout_ms", "5000");
+	pinwb_writeback_knobs_default();
 }
 
 struct outcome {
@@ -133,7 +123,7 @@ static void run_case(struct __test_metadata *_metadata, FIXTURE_DATA(policy) *se
 	if (integrity) {
 		o->ret = fsync(self->fd) ? -errno : 0;
 	} else {
-		knob("flush_kick", "1");
+		ASSERT_EQ(0, pinwb_knob("flush_kick", "1"));
 		o->ret = 0;
 	}
 	if (dma)
@@ -287,7 +277,7 @@ TEST(wait_is_woken_by_unpin_and_interruptible)
 	ASSERT_NE(MAP_FAILED, self->map);
 	pin_counters(&self->before);
 	t.fd = self->fd;
-	knob("wait_timeout_ms", "10000");
+	ASSERT_EQ(0, pinwb_knob("wait_timeout_ms", "10000"));
 	h = pinwb_pin_range(self->dev, self->map, psz, PINWB_PIN_WRITE | PINWB_PIN_LONGTERM, NULL);
 	ASSERT_LT(0, h);
 	self->map[0] = 'w';
@@ -320,7 +310,7 @@ TEST(wait_is_woken_by_unpin_and_interruptible)
 	EXPECT_EQ(-EINTR, t.ret);
 	ASSERT_EQ(0, pinwb_unpin_handle(self->dev, h, 0));
 	ASSERT_EQ(0, fsync(self->fd));
-	knob("wait_timeout_ms", "5000");
+	pinwb_writeback_knobs_default();
 	munmap(self->map, psz);
 	close(self->fd);
 	close(self->dev);
@@ -426,7 +416,7 @@ TEST_F(fs, mmap_stores_are_never_lost)
 	/* The cleaning flusher finds them too. */
 	map[2 * psz] = 'K';
 	want[2 * psz] = 'K';
-	knob("flush_kick", "1");
+	ASSERT_EQ(0, pinwb_knob("flush_kick", "1"));
 	expect_store_equals(_metadata, self->fd, want, len);
 
 	/* syncfs(2) */
@@ -444,7 +434,7 @@ TEST_F(fs, periodic_flusher)
 	char got[4];
 	int i;
 
-	knob("flush_period_ms", "50");
+	ASSERT_EQ(0, pinwb_knob("flush_period_ms", "50"));
 	ASSERT_EQ(4, pwrite(self->fd, "tick", 4, 0));
 	/* Within 10 s (a period is 50 ms; the margin is for slow debug kernels). */
 	for (i = 0; i < 500; i++) {
@@ -454,7 +444,7 @@ TEST_F(fs, periodic_flusher)
 			break;
 	}
 	EXPECT_EQ(0, memcmp(got, "tick", 4));
-	knob("flush_period_ms", "1000");
+	pinwb_writeback_knobs_default();
 }
 
 TEST(read_store_errors)

@@ -53,9 +53,7 @@ FIXTURE_SETUP(uring)
 	psz = sysconf(_SC_PAGESIZE);
 	pin_counters(&self->before);
 	/* No periodic flusher: the test drives writeback; IO slow enough to be torn. */
-	ASSERT_EQ(0, pinwb_knob("flush_period_ms", "0"));
-	ASSERT_EQ(0, pinwb_knob("io_delay_us", "3000"));
-	ASSERT_EQ(0, pinwb_knob("wait_timeout_ms", "200"));
+	ASSERT_EQ(0, pinwb_writeback_knobs(0, 3000, 200));
 
 	self->src = open(SRC, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	ASSERT_LE(0, self->src);
@@ -107,9 +105,7 @@ FIXTURE_TEARDOWN(uring)
 	close(self->src);
 	unlink(SRC);
 	EXPECT_EQ(0, umount(MNT));
-	pinwb_knob("flush_period_ms", "1000");
-	pinwb_knob("io_delay_us", "1000");
-	pinwb_knob("wait_timeout_ms", "5000");
+	pinwb_writeback_knobs_default();
 }
 
 /*
