@@ -18,6 +18,9 @@ PACKAGES=(
 	# real tools run on pinwbfs in the guest; liburing (static) for the
 	# io_uring selftest
 	xfsprogs fio liburing-dev
+	# the real-filesystem lab: mkfs for ext4 and btrfs, dmsetup for
+	# dm-integrity and dm-delay
+	e2fsprogs btrfs-progs dmsetup
 )
 
 missing=()
