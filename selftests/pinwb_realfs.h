@@ -39,7 +39,8 @@
 #define RF_PATTERN	0x80	/* the device's first pass; passes stay below RF_OLD + 256 */
 #define RF_TRIALS	30	/* tries of "device writes during fsync" per cell */
 
-enum rf_fs { RF_TMPFS, RF_EXT4, RF_XFS, RF_BTRFS, RF_PWB_MMWB, RF_PWB_DEFAULT, RF_NR_FS };
+enum rf_fs { RF_TMPFS, RF_EXT4, RF_XFS, RF_BTRFS, RF_PWB_MMWB, RF_PWB_DEFAULT, RF_EXT4_INTEGRITY,
+	     RF_NR_FS };
 enum rf_pin { RF_LT_RW, RF_LT_RO, RF_ST_RW, RF_DIO, RF_NR_PIN };
 enum rf_event { RF_DURING, RF_KEPT, RF_UNPIN, RF_NR_EVENT };
 
@@ -68,6 +69,7 @@ struct rf_fsdesc {
 	unsigned int img_mib;
 	bool pinwbfs;
 	bool mmwb;
+	bool integrity;		/* on dm-integrity (journal-less D, crc32c) over the loop device */
 };
 
 static const struct rf_fsdesc rf_fs_desc[RF_NR_FS] = {
@@ -80,6 +82,8 @@ static const struct rf_fsdesc rf_fs_desc[RF_NR_FS] = {
 	[RF_BTRFS] = { "btrfs", "btrfs", "mkfs.btrfs -q -f %s", "mkfs.btrfs", 128 },
 	[RF_PWB_MMWB] = { "pinwbfs-mmwb", "pinwbfs", .pinwbfs = true, .mmwb = true },
 	[RF_PWB_DEFAULT] = { "pinwbfs", "pinwbfs", .pinwbfs = true },
+	[RF_EXT4_INTEGRITY] = { "ext4-integrity", "ext4", "mkfs.ext4 -q -F -b 1024 %s", "dmsetup", 64,
+				.integrity = true },
 };
 
 /* One mounted lab filesystem. */
@@ -168,7 +172,7 @@ static void rf_kmsg(const char *fmt, const char *a, const char *b, const char *c
 
 static int rf_sh(const char *fmt, const char *arg)
 {
-	char cmd[512];
+	char cmd[768];
 	int st;
 
 	snprintf(cmd, sizeof(cmd), fmt, arg);
@@ -266,6 +270,10 @@ static int rf_mount_only(struct rf_mnt *m)
 	}
 	if (!d->mkfs)
 		return mount("tmpfs", m->dir, "tmpfs", 0, "size=64m") ? -errno : 0;
+	if (d->integrity) {
+		snprintf(m->loopdev, sizeof(m->loopdev), "/dev/mapper/rf-%s", d->name);
+		return mount(m->loopdev, m->dir, d->fstype, 0, NULL) ? -errno : 0;
+	}
 	snprintf(img, sizeof(img), RF_DIR "/%s.img", d->name);
 	lfd = rf_loop_attach(img, m->loopdev, sizeof(m->loopdev));
 	if (lfd < 0)
@@ -283,7 +291,7 @@ static int rf_mount_only(struct rf_mnt *m)
 static int rf_up(struct rf_mnt *m, enum rf_fs fs)
 {
 	const struct rf_fsdesc *d = &rf_fs_desc[fs];
-	char img[96], cmd[256];
+	char img[96], cmd[512];
 	struct stat st;
 	int fd, ret;
 
@@ -312,8 +320,29 @@ static int rf_up(struct rf_mnt *m, enum rf_fs fs)
 			fd = rf_loop_attach(img, dev, sizeof(dev));
 			if (fd < 0)
 				return fd;
-			snprintf(cmd, sizeof(cmd), d->mkfs, dev);
-			ret = rf_sh("%s >" RF_DIR "/mkfs.log 2>&1", cmd);
+			if (d->integrity) {
+				/*
+				 * dm-integrity formats an all-zero device on the
+				 * first table; its status then gives the data
+				 * sectors it provides. Every sector is written
+				 * once (dd), or reads of unwritten ones fail,
+				 * then mkfs. The device stays for the boot.
+				 */
+				if (!rf_have_tool("mkfs.ext4")) {
+					rf_loop_release(fd);
+					return 1;
+				}
+				snprintf(cmd, sizeof(cmd),
+					 "export DM_DISABLE_UDEV=1; n=rf-%s; t='integrity %s 0 4 D 1 internal_hash:crc32c'; "
+					 "dmsetup create $n-probe --table \"0 8 $t\" && "
+					 "p=$(dmsetup status $n-probe | awk '{print $5}') && dmsetup remove $n-probe && "
+					 "dmsetup create $n --table \"0 $p $t\" && "
+					 "{ dd if=/dev/zero of=/dev/mapper/$n bs=1M 2>/dev/null; true; } && sync && "
+					 "mkfs.ext4 -q -F -b 1024 /dev/mapper/$n", d->name, dev);
+			} else {
+				snprintf(cmd, sizeof(cmd), d->mkfs, dev);
+			}
+			ret = rf_sh("( %s ) >" RF_DIR "/mkfs.log 2>&1", cmd);
 			rf_loop_release(fd);
 			if (ret) {
 				unlink(img);

@@ -12,8 +12,10 @@ static void cell_text(const struct rf_result *r, char *buf, size_t len)
 {
 	switch (r->outcome) {
 	case RF_REFUSED:
-		snprintf(buf, len, "refused %s", r->err == EFAULT ? "EFAULT" :
-			 r->err == EINVAL ? "EINVAL" : strerror(r->err));
+		if (r->err == EINVAL)	/* DMA_START on an R/O pin */
+			snprintf(buf, len, "no-dma EINVAL");
+		else
+			snprintf(buf, len, "refused %s", r->err == EFAULT ? "EFAULT" : strerror(r->err));
 		break;
 	case RF_CSUM:
 		snprintf(buf, len, "csum %s%s", r->err == EILSEQ ? "EILSEQ" :
@@ -39,9 +41,11 @@ int main(int argc, char **argv)
 	       "measured now");
 	printf("(writes through kernel mappings, never dirties); the oracle is the disk (O_DIRECT or remount).\n");
 	printf("during = device writes during fsync (worst of up to %d tries); kept = device wrote, pin kept,\n"
-	       "fsync; unpin = unpin without DIRTY, then remount (drop_caches on tmpfs, pinwbfs).\n\n",
+	       "fsync; unpin = unpin without DIRTY, then remount (drop_caches on tmpfs, pinwbfs).\n"
+	       "lt-ro: the CPU writes (pinwb's device needs a write pin); dio: O_DIRECT reads into the mapping.\n"
+	       "Kernel functions per cell: Documentation/pinwb.rst, \"What mainline 7.3 does\".\n\n",
 	       RF_TRIALS);
-	printf("%-14s %-6s %-18s %-18s %-18s\n", "fs", "pin", "during", "kept", "unpin");
+	printf("%-16s %-6s %-18s %-18s %-18s\n", "fs", "pin", "during", "kept", "unpin");
 	for (fs = 0; fs < RF_NR_FS; fs++) {
 		struct rf_mnt m;
 		int ret = rf_up(&m, fs);
@@ -53,7 +57,7 @@ int main(int argc, char **argv)
 				 strcmp(m.policy, "mainline") ? "(naive)" : "");
 		}
 		if (ret) {
-			printf("%-14s (not available: %s)\n", name, ret == 1 ? "no mkfs tool" : strerror(-ret));
+			printf("%-16s (not available: %s)\n", name, ret == 1 ? "no mkfs tool" : strerror(-ret));
 			continue;
 		}
 		for (pin = 0; pin < RF_NR_PIN; pin++) {
@@ -64,7 +68,7 @@ int main(int argc, char **argv)
 				rf_cell(&m, pin, ev, &r[ev]);
 				cell_text(&r[ev], text[ev], sizeof(text[ev]));
 			}
-			printf("%-14s %-6s %-18s %-18s %-18s\n", name, rf_pin_name[pin],
+			printf("%-16s %-6s %-18s %-18s %-18s\n", name, rf_pin_name[pin],
 			       text[0], text[1], text[2]);
 			if (verbose)
 				for (ev = 0; ev < RF_NR_EVENT; ev++)
