@@ -43,8 +43,10 @@ fmt: kernel
 layout-check: kernel
 	@$(S)/layout-check.sh "$$($(S)/kernel.sh)"
 
+# 6 GiB: the large-file tests keep 2 GiB in the page cache and 2 GiB in the
+# store (TCG allocates guest memory only when touched).
 check: module selftests
-	@$(S)/vm.sh check
+	@PINWB_MEM=$${PINWB_MEM:-6G} $(S)/vm.sh check
 
 run: module selftests
 	@$(S)/vm.sh run
@@ -57,7 +59,7 @@ shell: module selftests
 check-debug: export PINWB_VARIANT := debug
 check-debug: selftests
 	@$(S)/module.sh
-	@PINWB_KO=build/module-debug/pinwb.ko PINWB_MEM=$${PINWB_MEM:-2G} \
+	@PINWB_KO=build/module-debug/pinwb.ko PINWB_MEM=$${PINWB_MEM:-6G} \
 		PINWB_TIMEOUT=$${PINWB_TIMEOUT:-3000} \
 		PINWB_APPEND="slub_debug=FZPU debug_pagealloc=on $${PINWB_APPEND:-}" \
 		PINWB_GUEST_ENV="PINWB_FUZZ_SECONDS=60 PINWB_STRESS_SECONDS=10 $${PINWB_GUEST_ENV:-}" \

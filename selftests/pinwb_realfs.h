@@ -36,7 +36,7 @@
 #define RF_DIR		"/tmp/realfs"
 #define RF_NPAGES	4
 #define RF_OLD		0x41	/* 'A': the file's bytes before the device writes */
-#define RF_PATTERN	0x80	/* the device's first pass; passes stay below RF_OLD + 256 */
+#define RF_PATTERN	0x80	/* the device's stamp (high half); the O_DIRECT source's first byte */
 #define RF_TRIALS	30	/* tries of "device writes during fsync" per cell */
 
 enum rf_fs { RF_TMPFS, RF_EXT4, RF_XFS, RF_BTRFS, RF_PWB_MMWB, RF_PWB_DEFAULT, RF_EXT4_INTEGRITY,
@@ -428,22 +428,28 @@ struct rf_pages {
 	unsigned char first;	/* the byte of page 0 */
 };
 
-/* Classifies each page: all RF_OLD, one other byte value, or mixed. */
+/*
+ * Classifies each page by its 8-byte words: all RF_OLD bytes, one other
+ * word throughout (a device pass: PINWB_DMA_STAMP64; or the CPU's or an
+ * O_DIRECT source's uniform bytes), or mixed (torn).
+ */
 static struct rf_pages rf_classify(const unsigned char *buf, size_t npages)
 {
 	struct rf_pages p = { 0 };
 	size_t psz = rf_psz(), i, j;
+	uint64_t old;
 
+	memset(&old, RF_OLD, sizeof(old));
 	p.first = buf[0];
 	for (i = 0; i < npages; i++) {
-		const unsigned char *pg = buf + i * psz;
+		const uint64_t *pg = (const uint64_t *)(buf + i * psz);
 		bool mixed = false;
 
-		for (j = 1; j < psz && !mixed; j++)
+		for (j = 1; j < psz / 8 && !mixed; j++)
 			mixed = pg[j] != pg[0];
 		if (mixed)
 			p.torn++;
-		else if (pg[0] == RF_OLD)
+		else if (pg[0] == old)
 			p.old++;
 		else
 			p.writer++;
@@ -453,9 +459,14 @@ static struct rf_pages rf_classify(const unsigned char *buf, size_t npages)
 
 /* --- the device and the kernel's own pinner --------------------------------- */
 
+/*
+ * The device stamps every 8-byte word of pass n with PINWB_DMA_STAMP(pattern,
+ * n), so a page mixing two passes is always recognised.
+ */
 static int rf_dma_start(int dev, int handle, unsigned int pattern, unsigned long long interval_us)
 {
-	struct pinwb_dma d = { .handle = handle, .pattern = pattern, .interval_us = interval_us };
+	struct pinwb_dma d = { .handle = handle, .pattern = pattern, .interval_us = interval_us,
+			       .flags = PINWB_DMA_STAMP64 };
 
 	return ioctl(dev, PINWB_IOC_DMA_START, &d) ? -errno : 0;
 }
@@ -467,13 +478,16 @@ static long long rf_dma_stop(int dev, int handle)
 	return ioctl(dev, PINWB_IOC_DMA_STOP, &d) ? -errno : (long long)d.passes;
 }
 
-/* Waits (up to 2 s) until the device changed the first byte of @map. */
+/* Waits (up to 2 s) until the device changed the first word of @map. */
 static bool rf_wait_changed(volatile unsigned char *map, unsigned char from)
 {
+	volatile uint64_t *w = (volatile uint64_t *)map;
+	uint64_t old;
 	int i;
 
+	memset(&old, from, sizeof(old));
 	for (i = 0; i < 20000; i++) {
-		if (map[0] != from)
+		if (*w != old)
 			return true;
 		usleep(100);
 	}

@@ -32,7 +32,7 @@ use kernel::{
 
 kernel::sync::global_lock! {
     // SAFETY: Initialised in module init, before the device is registered.
-    unsafe(uninit) static FILES: Mutex<KVec<Arc<PinwbFile>>> = KVec::new();
+    unsafe(uninit) static FILES: Mutex<KVVec<Arc<PinwbFile>>> = KVVec::new();
 }
 
 /// Initialises this file's globals.
@@ -51,7 +51,7 @@ pub(crate) unsafe fn init() {
 /// leak (kmemleak saw it). No file is open by then: each holds a reference on
 /// the module.
 pub(crate) fn exit() {
-    let old = core::mem::replace(&mut *FILES.lock(), KVec::new());
+    let old = core::mem::replace(&mut *FILES.lock(), KVVec::new());
     drop(old);
 }
 
@@ -242,20 +242,13 @@ impl PinwbFile {
 
     fn dma_start(&self, mut r: UserSliceReader) -> Result {
         let args: pinwb_dma = r.read()?;
-        if args.reserved.iter().any(|&x| x != 0) || args.passes != 0 || args.bytes != 0 {
-            return Err(EINVAL);
-        }
-        let params = DmaParams {
-            pattern: args.pattern,
-            bytes_per_pass: args.bytes_per_pass,
-            interval_us: args.interval_us,
-        };
+        let params = DmaParams::from_args(&args)?;
         self.with_pin(args.handle, |p| p.start_dma(params))?
     }
 
     fn dma_stop(&self, mut r: UserSliceReader, mut w: UserSliceWriter) -> Result {
         let mut args: pinwb_dma = r.read()?;
-        if args.reserved.iter().any(|&x| x != 0) {
+        if args.reserved0 != 0 || args.reserved.iter().any(|&x| x != 0) {
             return Err(EINVAL);
         }
         let (passes, bytes) = self.with_pin(args.handle, |p| p.stop_dma())??;
@@ -325,7 +318,7 @@ pub(crate) fn show_pins(f: &mut fmt::Formatter<'_>) -> fmt::Result {
 /// in for reading if needed), which does not disturb either answer.
 fn page_state(mut r: UserSliceReader, mut w: UserSliceWriter) -> Result {
     let mut args: pinwb_page_state = r.read()?;
-    if args.reserved0 != 0 || args.reserved.iter().any(|&x| x != 0) {
+    if args.writable != 0 || args.reserved.iter().any(|&x| x != 0) {
         return Err(EINVAL);
     }
     let addr = usize::try_from(args.addr).map_err(|_| EFAULT)?;
@@ -353,5 +346,7 @@ fn page_state(mut r: UserSliceReader, mut w: UserSliceWriter) -> Result {
         | if anon { defs::PINWB_PAGE_ANON } else { 0 };
     args.longterm = pins.longterm as u64;
     args.shortterm = pins.shortterm as u64;
+    // At most 2^21 (folio_index.rs).
+    args.writable = pins.writable as u32;
     w.write(&args)
 }

@@ -7,6 +7,9 @@ use crate::{
     aops,
     defs::{self, pinwbfs_read_store},
     fs::{inode_data, sb_info, Ops},
+    helpers::{
+        pinwb_file_readable, pinwb_i_size_read, pinwb_invalidate_lock, pinwb_invalidate_unlock,
+    },
 };
 use kernel::{
     bindings,
@@ -24,15 +27,13 @@ pub(crate) static FILE_FOPS: Ops<bindings::file_operations> = Ops(bindings::file
     fsync: Some(fsync),
     splice_read: Some(bindings::filemap_splice_read),
     unlocked_ioctl: Some(ioctl),
-    // SAFETY: All-zero is a valid `file_operations` (every callback absent).
-    ..unsafe { core::mem::zeroed() }
+    ..pin_init::zeroed()
 });
 
 pub(crate) static FILE_IOPS: Ops<bindings::inode_operations> = Ops(bindings::inode_operations {
     setattr: Some(setattr),
     getattr: Some(bindings::simple_getattr),
-    // SAFETY: All-zero is a valid `inode_operations`.
-    ..unsafe { core::mem::zeroed() }
+    ..pin_init::zeroed()
 });
 
 /// mmap of a default (noop bdi) mount: no `page_mkwrite`, so mm does not
@@ -42,8 +43,7 @@ pub(crate) static FILE_IOPS: Ops<bindings::inode_operations> = Ops(bindings::ino
 static VM_OPS: Ops<bindings::vm_operations_struct> = Ops(bindings::vm_operations_struct {
     fault: Some(bindings::filemap_fault),
     map_pages: Some(bindings::filemap_map_pages),
-    // SAFETY: All-zero is a valid `vm_operations_struct`.
-    ..unsafe { core::mem::zeroed() }
+    ..pin_init::zeroed()
 });
 
 /// mmap of an `mmwb` mount: as `generic_file_vm_ops` (write-notify through
@@ -52,8 +52,7 @@ static VM_OPS_MKWRITE: Ops<bindings::vm_operations_struct> = Ops(bindings::vm_op
     fault: Some(bindings::filemap_fault),
     map_pages: Some(bindings::filemap_map_pages),
     page_mkwrite: Some(bindings::filemap_page_mkwrite),
-    // SAFETY: All-zero is a valid `vm_operations_struct`.
-    ..unsafe { core::mem::zeroed() }
+    ..pin_init::zeroed()
 });
 
 /// # Safety
@@ -73,6 +72,9 @@ unsafe extern "C" fn mmap_prepare(desc: *mut bindings::vm_area_desc) -> c_int {
 /// `fsync(2)`/`fdatasync(2)`/`msync(MS_SYNC)`: data-integrity writeback of
 /// the range. On `mmwb` mounts through the kernel's own path
 /// (`file_write_and_wait_range` reaches `->writepages`), otherwise directly.
+/// Either way an error recorded in the mapping since this file last looked
+/// (a failed store write of the flusher, of another descriptor's sync) is
+/// reported once (`file_check_and_advance_wb_err`), as on disk filesystems.
 /// # Safety
 ///
 /// Called only by the VFS, as `file_operations::fsync` of a pinwbfs file.
@@ -88,7 +90,13 @@ unsafe extern "C" fn fsync(
         if sb_info((*inode).i_sb).mmwb {
             bindings::file_write_and_wait_range(file, start, end)
         } else {
-            aops::sync_mapping(inode, start, end, true)
+            let ret = aops::sync_mapping(inode, start, end, true, None);
+            let err = bindings::file_check_and_advance_wb_err(file);
+            if ret != 0 {
+                ret
+            } else {
+                err
+            }
         }
     }
 }
@@ -110,10 +118,17 @@ unsafe extern "C" fn setattr(
         }
         if (*attr).ia_valid & bindings::ATTR_SIZE != 0 {
             let data = inode_data(inode);
-            // No writeback may store pages while the file shrinks under it.
-            let _wb = data.wb_lock.lock();
-            bindings::truncate_setsize(inode, (*attr).ia_size);
-            data.store.truncate((*attr).ia_size as u64);
+            let mapping = (*inode).i_mapping;
+            // No fault or read-in may fill a folio from the store between the two steps
+            // (they take the invalidate lock shared), and no writeback may store pages
+            // while the file shrinks under it.
+            pinwb_invalidate_lock(mapping);
+            {
+                let _wb = data.wb_lock.lock();
+                bindings::truncate_setsize(inode, (*attr).ia_size);
+                data.store.truncate((*attr).ia_size as u64);
+            }
+            pinwb_invalidate_unlock(mapping);
         }
         bindings::setattr_copy(idmap, inode, attr);
     }
@@ -129,6 +144,10 @@ unsafe extern "C" fn ioctl(file: *mut bindings::file, cmd: c_uint, arg: c_ulong)
     }
     let (mut r, _) = UserSlice::new(UserPtr::from_addr(arg), _IOC_SIZE(cmd)).reader_writer();
     let res = (|| -> Result<usize> {
+        // SAFETY: The VFS passes an open file.
+        if !unsafe { pinwb_file_readable(file) } {
+            return Err(EBADF);
+        }
         let args: pinwbfs_read_store = r.read()?;
         if args.reserved.iter().any(|&x| x != 0) {
             return Err(EINVAL);
@@ -137,8 +156,12 @@ unsafe extern "C" fn ioctl(file: *mut bindings::file, cmd: c_uint, arg: c_ulong)
         args.offset.checked_add(args.len).ok_or(EINVAL)?;
         let mut w = UserSlice::new(UserPtr::from_addr(args.buf as usize), len).writer();
         // SAFETY: The VFS passes an open file of ours.
-        let data = unsafe { inode_data((*file).f_inode) };
-        data.store.read_user(args.offset, len, &mut w)
+        let (data, size) = unsafe {
+            let inode = (*file).f_inode;
+            (inode_data(inode), pinwb_i_size_read(inode))
+        };
+        data.store
+            .read_user(args.offset, len, size.max(0) as u64, &mut w)
     })();
     match res {
         Ok(n) => n as c_long,

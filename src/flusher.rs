@@ -11,13 +11,20 @@
 use crate::{
     aops,
     fs::{for_each_inode, for_each_super, sb_info},
-    helpers::{pinwb_init_delayed_work, pinwb_queue_delayed_work},
+    helpers::{pinwb_init_delayed_work, pinwb_mod_delayed_work, pinwb_queue_delayed_work},
     stats::TUNABLES,
 };
-use kernel::{bindings, sync::atomic::Relaxed, types::Opaque};
+use kernel::{
+    bindings,
+    sync::atomic::{Acquire, Relaxed, Release},
+    time::msecs_to_jiffies,
+    types::Opaque,
+};
 
 struct Flusher {
     dwork: Opaque<bindings::delayed_work>,
+    /// Set once `dwork` is initialised.
+    started: kernel::sync::atomic::Atomic<bool>,
     stopping: kernel::sync::atomic::Atomic<bool>,
 }
 
@@ -26,10 +33,14 @@ unsafe impl Sync for Flusher {}
 
 static FLUSHER: Flusher = Flusher {
     dwork: Opaque::uninit(),
+    started: kernel::sync::atomic::Atomic::new(false),
     stopping: kernel::sync::atomic::Atomic::new(false),
 };
 
-/// One cleaning pass over every regular file of every default mount.
+/// One cleaning pass over every regular file of every default mount. A
+/// file whose writeback lock is taken (a sync runs on it) is left for the
+/// next pass; errors are recorded in each mapping (`mapping_set_error`) and
+/// reach the next fsync.
 fn flush_all() {
     for_each_super(|sb| {
         // SAFETY: `sb` is a live pinwbfs superblock (`for_each_super` holds its s_umount).
@@ -38,16 +49,30 @@ fn flush_all() {
         }
         for_each_inode(Some(sb), |inode| {
             // SAFETY: `inode` is a live regular pinwbfs inode (held by `for_each_inode`).
-            unsafe { aops::sync_mapping(inode, 0, i64::MAX, false) };
+            unsafe { aops::sync_mapping(inode, 0, i64::MAX, false, None) };
         });
     });
 }
 
-fn queue(ms: u64) {
-    // SAFETY: Plain conversion.
-    let delay = unsafe { bindings::__msecs_to_jiffies(ms.min(u64::from(u32::MAX)) as u32) };
+/// The delay until the next pass: the period, or a second while paused.
+fn next_delay() -> usize {
+    let period = TUNABLES.flush_period_ms.load(Relaxed);
+    // At most MAX_FLUSH_PERIOD_MS (stats.rs): fits a u32.
+    msecs_to_jiffies(if period > 0 { period as u32 } else { 1000 }) as usize
+}
+
+fn queue() {
     // SAFETY: The work was initialised in `start`.
-    unsafe { pinwb_queue_delayed_work(FLUSHER.dwork.get(), delay as usize) };
+    unsafe { pinwb_queue_delayed_work(FLUSHER.dwork.get(), next_delay()) };
+}
+
+/// `flush_period_ms` changed: the next pass comes one new period from now.
+pub(crate) fn rearm() {
+    if FLUSHER.started.load(Acquire) && !FLUSHER.stopping.load(Relaxed) {
+        // SAFETY: The work was initialised in `start` (`started` says so);
+        // `mod_delayed_work` re-queues a pending or idle work item with the new delay.
+        unsafe { pinwb_mod_delayed_work(FLUSHER.dwork.get(), next_delay()) };
+    }
 }
 
 /// # Safety
@@ -60,7 +85,7 @@ unsafe extern "C" fn run(_work: *mut bindings::work_struct) {
     }
     if !FLUSHER.stopping.load(Relaxed) {
         // A paused flusher looks at the knob again every second.
-        queue(if period > 0 { period } else { 1000 });
+        queue();
     }
 }
 
@@ -72,7 +97,8 @@ unsafe extern "C" fn run(_work: *mut bindings::work_struct) {
 pub(crate) unsafe fn start() {
     // SAFETY: Called once before any use of the work item.
     unsafe { pinwb_init_delayed_work(FLUSHER.dwork.get(), run) };
-    queue(TUNABLES.flush_period_ms.load(Relaxed).max(1));
+    queue();
+    FLUSHER.started.store(true, Release);
 }
 
 /// Stops the flusher; waits for a running pass to finish.

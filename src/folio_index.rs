@@ -31,46 +31,60 @@ use crate::{
 use core::ptr::null_mut;
 use kernel::{bindings, bitmap::BitmapVec, ffi::c_long, prelude::*, types::Opaque};
 
-/// Each count has 31 bits of `folio->private`.
-const COUNT_BITS: u32 = 31;
+/// Each count has 21 bits of `folio->private`: more pins of one order-0
+/// folio than that would overflow its refcount first (each `FOLL_PIN` adds
+/// `GUP_PIN_COUNTING_BIAS`, 1024, to it, and gup refuses to go past 2^31).
+const COUNT_BITS: u32 = 21;
 const COUNT_MASK: usize = (1 << COUNT_BITS) - 1;
 
 /// pinwb's pins of one folio.
 #[derive(Clone, Copy, Default, PartialEq, Eq, Debug)]
 pub(crate) struct FolioPins {
+    /// `FOLL_LONGTERM` pins.
     pub(crate) longterm: usize,
+    /// Other `FOLL_PIN` pins.
     pub(crate) shortterm: usize,
+    /// Those of either kind with `FOLL_WRITE`: a device may write.
+    pub(crate) writable: usize,
 }
 
 impl FolioPins {
     fn encode(self) -> usize {
-        (self.shortterm << COUNT_BITS) | self.longterm
+        (self.writable << (2 * COUNT_BITS)) | (self.shortterm << COUNT_BITS) | self.longterm
     }
 
     fn decode(v: usize) -> Self {
         FolioPins {
             longterm: v & COUNT_MASK,
             shortterm: (v >> COUNT_BITS) & COUNT_MASK,
+            writable: (v >> (2 * COUNT_BITS)) & COUNT_MASK,
         }
     }
 
     /// The encoded amount one pin of `kind` adds (0 for `Get`).
-    fn step(kind: Kind) -> usize {
+    fn step(kind: Kind, write: bool) -> usize {
+        let w = if write { 1 << (2 * COUNT_BITS) } else { 0 };
         match kind {
-            Kind::LongTerm => 1,
-            Kind::ShortTerm => 1 << COUNT_BITS,
             Kind::Get => 0,
+            Kind::LongTerm => 1 + w,
+            Kind::ShortTerm => (1 << COUNT_BITS) + w,
         }
     }
 
     pub(crate) fn is_empty(self) -> bool {
-        self.longterm == 0 && self.shortterm == 0
+        self.total() == 0
+    }
+
+    /// Every pin pinwb holds on the folio.
+    pub(crate) fn total(self) -> usize {
+        self.longterm + self.shortterm
     }
 }
 
 /// Which pages of one pin are in the index, and as which kind.
 pub(crate) struct Indexed {
     kind: Kind,
+    write: bool,
     /// `None` when none is (anonymous memory, other files, `GET` pins).
     bits: Option<BitmapVec>,
 }
@@ -130,7 +144,7 @@ impl FolioIndex {
         };
         // The counts cannot over- or underflow: gup refuses far fewer pins than 2^31 per
         // folio, and every removal matches an earlier addition.
-        let step = FolioPins::step(indexed.kind) as isize * delta;
+        let step = FolioPins::step(indexed.kind, indexed.write) as isize * delta;
         let _guard = UPDATE.lock();
         // SAFETY: The pages are pinned by the caller; the folios of the pages whose bits are
         // set were pinwbfs folios when counted, and their `->private` stays ours while they
@@ -139,14 +153,25 @@ impl FolioIndex {
     }
 
     /// Records the pinwbfs pages of a new pin of `kind`; returns which.
-    pub(crate) fn add(&self, pages: &[*mut bindings::page], kind: Kind) -> Result<Indexed> {
-        let mut indexed = Indexed { kind, bits: None };
+    pub(crate) fn add(
+        &self,
+        pages: &[*mut bindings::page],
+        kind: Kind,
+        write: bool,
+    ) -> Result<Indexed> {
+        let mut indexed = Indexed {
+            kind,
+            write,
+            bits: None,
+        };
         if kind == Kind::Get {
             return Ok(indexed);
         }
         let aops = &raw const crate::aops::AOPS.0;
         let n = pages.len();
-        // SAFETY: `pages` are pinned by the caller, so their folios and mappings stay.
+        // SAFETY: `pages` are pinned by the caller, so their folios stay; the C scan reads each
+        // folio's mapping and its `a_ops` under `rcu_read_lock()`, which keeps a mapping that
+        // truncation detaches meanwhile from being freed (inodes are freed after a grace period).
         let first = unsafe { pinwb_pages_with_aops(pages.as_ptr(), n, 0, aops, null_mut()) };
         if first < n {
             let mut bits = BitmapVec::new(n, GFP_KERNEL)?;
@@ -217,16 +242,27 @@ pub(crate) fn notify_released() {
     };
 }
 
+/// Longest sleep between two checks of the condition, in milliseconds.
+///
+/// pinwb's own unpins wake waiters at once ([`notify_released`]); nobody
+/// tells pinwb when someone else's pin (io_uring, RDMA, O_DIRECT) goes, so a
+/// waiter also polls: after 1 ms, then 2, 4, 8 and every 16 ms. A foreign
+/// release is noticed within 16 ms (at most 31 ms in the first 31 ms of a
+/// wait), at a cost of about 60 wakeups a second per waiter.
+pub(crate) const MAX_POLL_MS: u32 = 16;
+
 /// Sleeps interruptibly until `cond()` holds, re-checking it whenever a pin
-/// is released, for at most `timeout_jiffies` (none at all unless `sleep`).
-/// `ETIMEDOUT` when the time runs out (e.g. a foreign pin, whose release
-/// pinwb is not told about), `EINTR` on a signal.
+/// is released and at least every [`MAX_POLL_MS`], for at most
+/// `timeout_jiffies` (none at all unless `sleep`). `ETIMEDOUT` when the time
+/// runs out, `EINTR` on a signal.
 pub(crate) fn wait_until(
     mut cond: impl FnMut() -> bool,
     timeout_jiffies: i64,
     sleep: bool,
 ) -> Result {
     let mut left = if sleep { timeout_jiffies.max(1) } else { 0 };
+    let max_poll = kernel::time::msecs_to_jiffies(MAX_POLL_MS) as i64;
+    let mut poll = 1i64;
     let mut entry = core::mem::MaybeUninit::<bindings::wait_queue_entry>::zeroed();
     // SAFETY: `entry` is valid memory for a wait queue entry.
     unsafe { bindings::init_wait_entry(entry.as_mut_ptr(), 0) };
@@ -249,8 +285,11 @@ pub(crate) fn wait_until(
         if left <= 0 {
             break Err(ETIMEDOUT);
         }
+        let nap = left.min(poll);
         // SAFETY: We are in TASK_INTERRUPTIBLE on the queue; a plain sleep.
-        left = unsafe { bindings::schedule_timeout(left as c_long) } as i64;
+        let rest = unsafe { bindings::schedule_timeout(nap as c_long) } as i64;
+        left -= nap - rest;
+        poll = (poll * 2).min(max_poll);
     };
     // SAFETY: Takes the entry off the queue if a wakeup did not already.
     unsafe { bindings::finish_wait(RELEASED.wq.get(), entry.as_mut_ptr()) };
@@ -267,15 +306,21 @@ mod tests {
             FolioPins::default(),
             FolioPins {
                 longterm: 1,
-                shortterm: 0,
+                ..Default::default()
             },
             FolioPins {
-                longterm: 0,
                 shortterm: 1,
+                ..Default::default()
+            },
+            FolioPins {
+                longterm: 1,
+                writable: 1,
+                ..Default::default()
             },
             FolioPins {
                 longterm: COUNT_MASK,
                 shortterm: COUNT_MASK,
+                writable: COUNT_MASK,
             },
         ] {
             assert_eq!(FolioPins::decode(p.encode()), p);
@@ -284,7 +329,8 @@ mod tests {
         assert!(
             FolioPins {
                 longterm: COUNT_MASK,
-                shortterm: COUNT_MASK
+                shortterm: COUNT_MASK,
+                writable: COUNT_MASK,
             }
             .encode()
                 <= isize::MAX as usize
@@ -294,34 +340,51 @@ mod tests {
     #[test]
     fn steps_count_by_kind() {
         let mut v = 0usize;
-        for kind in [Kind::LongTerm, Kind::ShortTerm, Kind::LongTerm, Kind::Get] {
-            v += FolioPins::step(kind);
+        for (kind, write) in [
+            (Kind::LongTerm, true),
+            (Kind::ShortTerm, true),
+            (Kind::LongTerm, true),
+            (Kind::Get, true),
+            (Kind::LongTerm, false),
+            (Kind::ShortTerm, false),
+        ] {
+            v += FolioPins::step(kind, write);
         }
         assert_eq!(
             FolioPins::decode(v),
             FolioPins {
-                longterm: 2,
-                shortterm: 1
+                longterm: 3,
+                shortterm: 2,
+                writable: 3,
             }
         );
-        v -= 2 * FolioPins::step(Kind::LongTerm);
+        assert_eq!(FolioPins::decode(v).total(), 5);
+        v -= 2 * FolioPins::step(Kind::LongTerm, true);
+        v -= FolioPins::step(Kind::LongTerm, false);
+        v -= FolioPins::step(Kind::ShortTerm, false);
         assert!(!FolioPins::decode(v).is_empty());
-        v -= FolioPins::step(Kind::ShortTerm);
+        v -= FolioPins::step(Kind::ShortTerm, true);
         assert!(FolioPins::decode(v).is_empty());
         assert_eq!(v, 0);
     }
 
     #[test]
     fn a_full_count_does_not_spill_into_the_other() {
-        let full = FolioPins {
-            longterm: COUNT_MASK,
-            shortterm: 0,
-        };
-        assert_eq!(FolioPins::decode(full.encode()), full);
-        let full = FolioPins {
-            longterm: 0,
-            shortterm: COUNT_MASK,
-        };
-        assert_eq!(FolioPins::decode(full.encode()), full);
+        for full in [
+            FolioPins {
+                longterm: COUNT_MASK,
+                ..Default::default()
+            },
+            FolioPins {
+                shortterm: COUNT_MASK,
+                ..Default::default()
+            },
+            FolioPins {
+                writable: COUNT_MASK,
+                ..Default::default()
+            },
+        ] {
+            assert_eq!(FolioPins::decode(full.encode()), full);
+        }
     }
 }

@@ -16,7 +16,10 @@
 //! and mm refuses R/W long-term pins (EFAULT), as mainline intends.
 
 use crate::{
-    aops, file, helpers::pinwb_mapping_set_stable_writes, policy::Policy, stats::TUNABLES,
+    aops, file,
+    helpers::{pinwb_mapping_count_dirty, pinwb_mapping_set_stable_writes},
+    policy::{Policy, POLICY_NAMES},
+    stats::{COUNTERS, TUNABLES},
     store::Store,
 };
 use core::ptr;
@@ -27,7 +30,7 @@ use kernel::{
     prelude::*,
     str::CStr,
     sync::{
-        atomic::{Acquire, Atomic, Release},
+        atomic::{Acquire, Atomic, Relaxed, Release},
         Mutex,
     },
     types::Opaque,
@@ -36,12 +39,23 @@ use kernel::{
 /// `fs/ramfs`'s magic is taken; this one spells "PWBF".
 const PINWBFS_MAGIC: usize = 0x5057_4246;
 
-/// Mount options of one superblock (`sb->s_fs_info`).
+/// `SbInfo::policy` when no `policy=` was given: follow the debugfs knob.
+const POLICY_OF_KNOB: u32 = u32::MAX;
+
+/// Mount options of one superblock (`sb->s_fs_info`), or of a mount or
+/// remount request being parsed.
 pub(crate) struct SbInfo {
-    /// `policy=`; `None` follows the debugfs `policy` knob.
-    policy: Option<Policy>,
+    /// `policy=` as a [`Policy`] number, or [`POLICY_OF_KNOB`]; changed by
+    /// a remount while writeback may read it.
+    policy: Atomic<u32>,
     /// `mmwb`: writeback-capable bdi, `page_mkwrite`, kernel-driven writeback.
     pub(crate) mmwb: bool,
+}
+
+impl SbInfo {
+    fn policy(&self) -> Option<Policy> {
+        Policy::from_u32(self.policy.load(Relaxed))
+    }
 }
 
 /// What pinwbfs keeps per regular file (`inode->i_private`).
@@ -73,7 +87,7 @@ pub(crate) unsafe fn sb_info<'a>(sb: *mut bindings::super_block) -> &'a SbInfo {
 pub(crate) unsafe fn policy_of(sb: *mut bindings::super_block) -> Policy {
     // SAFETY: As the caller guarantees.
     unsafe { sb_info(sb) }
-        .policy
+        .policy()
         .unwrap_or_else(|| TUNABLES.policy())
 }
 
@@ -98,7 +112,7 @@ unsafe impl Send for InodePtr {}
 
 kernel::sync::global_lock! {
     // SAFETY: Initialised in module init, before the filesystem is registered.
-    unsafe(uninit) static INODES: Mutex<KVec<InodePtr>> = KVec::new();
+    unsafe(uninit) static INODES: Mutex<KVVec<InodePtr>> = KVVec::new();
 }
 
 /// Calls `f` on every regular pinwbfs inode (of `sb`, if given), each held
@@ -107,7 +121,7 @@ pub(crate) fn for_each_inode(
     sb: Option<*mut bindings::super_block>,
     mut f: impl FnMut(*mut bindings::inode),
 ) {
-    let mut held = KVec::new();
+    let mut held = KVVec::new();
     {
         let list = INODES.lock();
         for p in list.iter() {
@@ -212,7 +226,7 @@ impl PinnedDrop for Registration {
         // SAFETY: Registered in `new`. No pinwbfs is mounted: a mount holds a module reference.
         unsafe { bindings::unregister_filesystem(self.fs_type.get()) };
         // Statics are not dropped at module exit: free the registry's (empty) buffer.
-        let old = core::mem::replace(&mut *INODES.lock(), KVec::new());
+        let old = core::mem::replace(&mut *INODES.lock(), KVVec::new());
         drop(old);
     }
 }
@@ -221,7 +235,7 @@ impl PinnedDrop for Registration {
 extern "C" fn pinwbfs_alloc_fs_info() -> *mut c_void {
     match KBox::new(
         SbInfo {
-            policy: None,
+            policy: Atomic::new(POLICY_OF_KNOB),
             mmwb: false,
         },
         GFP_KERNEL,
@@ -242,7 +256,8 @@ unsafe extern "C" fn pinwbfs_free_fs_info(fsi: *mut c_void) {
     }
 }
 
-/// Mount options: `policy=<naive|skip|wait|bounce|fail|auto>` and `mmwb`.
+/// Mount options: `policy=<name>` (see [`POLICY_NAMES`]) and `mmwb`.
+/// `EINVAL` for a bad value (the C glue logs which).
 ///
 /// # Safety
 ///
@@ -263,7 +278,7 @@ unsafe extern "C" fn pinwbfs_parse_option(
     match (key.to_bytes(), value) {
         (b"policy", Some(v)) => match Policy::parse(v.to_bytes()) {
             Ok(p) => {
-                fsi.policy = Some(p);
+                fsi.policy.store(p as u32, Relaxed);
                 0
             }
             Err(e) => e.to_errno(),
@@ -275,6 +290,62 @@ unsafe extern "C" fn pinwbfs_parse_option(
         (b"policy" | b"mmwb", _) => EINVAL.to_errno(),
         _ => -(bindings::ENOPARAM as c_int),
     }
+}
+
+/// `mount -o remount`: applies the parsed `fsi` to `sb`. A `policy=` takes
+/// effect at once (the next writeback call reads it); `EINVAL` if `mmwb` is
+/// asked of a mount without it (its bdi and vm_ops are set at mount).
+///
+/// # Safety
+///
+/// `sb` is a live pinwbfs superblock; `fsi` came from
+/// `pinwbfs_alloc_fs_info` and was filled by the remount's options.
+#[no_mangle]
+unsafe extern "C" fn pinwbfs_reconfigure(
+    sb: *mut bindings::super_block,
+    fsi: *mut c_void,
+) -> c_int {
+    // SAFETY: As the caller guarantees; the request is not shared.
+    let (cur, new) = unsafe { (sb_info(sb), &*fsi.cast::<SbInfo>()) };
+    if new.mmwb && !cur.mmwb {
+        return EINVAL.to_errno();
+    }
+    let p = new.policy.load(Relaxed);
+    if p != POLICY_OF_KNOB {
+        cur.policy.store(p, Relaxed);
+    }
+    0
+}
+
+/// The `policy=` of a mount, for `show_options`; null if none was given.
+///
+/// # Safety
+///
+/// `sb` is a live pinwbfs superblock.
+#[no_mangle]
+unsafe extern "C" fn pinwbfs_policy_of_mount(sb: *mut bindings::super_block) -> *const c_char {
+    // SAFETY: As the caller guarantees.
+    match unsafe { sb_info(sb) }.policy() {
+        Some(p) => p.c_name().as_char_ptr(),
+        None => ptr::null(),
+    }
+}
+
+/// Whether a mount has `mmwb`, for `show_options`.
+///
+/// # Safety
+///
+/// `sb` is a live pinwbfs superblock.
+#[no_mangle]
+unsafe extern "C" fn pinwbfs_is_mmwb(sb: *mut bindings::super_block) -> bool {
+    // SAFETY: As the caller guarantees.
+    unsafe { sb_info(sb) }.mmwb
+}
+
+/// The valid `policy=` values, for the mount error message.
+#[no_mangle]
+extern "C" fn pinwbfs_policy_names() -> *const c_char {
+    POLICY_NAMES.as_char_ptr()
 }
 
 /// # Safety
@@ -325,17 +396,39 @@ unsafe extern "C" fn kill_sb(sb: *mut bindings::super_block) {
 
 /// An operations table in a `static`: the kernel only reads it.
 pub(crate) struct Ops<T>(pub(crate) T);
-// SAFETY: The tables are immutable and hold function pointers and pointers to other
-// immutable statics only.
-unsafe impl<T> Sync for Ops<T> {}
+
+/// `Sync` for the operations tables pinwbfs defines, and only those.
+macro_rules! ops_are_sync {
+    ($($t:ty),*) => {$(
+        // SAFETY: An operations table of this type holds only function pointers and
+        // pointers to other immutable statics (the owner module, names); pinwbfs's tables are
+        // `static`s that nothing writes after compilation, so sharing them is sharing
+        // immutable data.
+        unsafe impl Sync for Ops<$t> {}
+    )*};
+}
+ops_are_sync!(
+    bindings::address_space_operations,
+    bindings::super_operations,
+    bindings::inode_operations,
+    bindings::file_operations,
+    bindings::vm_operations_struct
+);
+
+// `struct seq_file` and `struct dentry` contain empty structs on this configuration, which
+// the lint flags; bindgen allows it the same way for the kernel's own declarations.
+#[allow(improper_ctypes)]
+extern "C" {
+    fn pinwbfs_show_options(m: *mut bindings::seq_file, root: *mut bindings::dentry) -> c_int;
+}
 
 static SUPER_OPS: Ops<bindings::super_operations> = Ops(bindings::super_operations {
     statfs: Some(bindings::simple_statfs),
     drop_inode: Some(bindings::inode_just_drop),
     evict_inode: Some(evict_inode),
     sync_fs: Some(sync_fs),
-    // SAFETY: All-zero is a valid `super_operations` (every callback absent).
-    ..unsafe { core::mem::zeroed() }
+    show_options: Some(pinwbfs_show_options),
+    ..pin_init::zeroed()
 });
 
 /// Allocates an inode of `mode` in `sb`.
@@ -368,7 +461,10 @@ unsafe fn new_inode(
     unsafe {
         (*inode).i_ino = bindings::get_next_ino().into();
         bindings::inode_init_owner(&raw mut bindings::nop_mnt_idmap, inode, dir, mode);
-        (*(*inode).i_mapping).a_ops = &aops::AOPS.0;
+        if data.is_some() {
+            // Only regular files have pages (directories keep `empty_aops`).
+            (*(*inode).i_mapping).a_ops = &aops::AOPS.0;
+        }
         bindings::simple_inode_init_ts(inode);
         match u32::from(mode) & bindings::S_IFMT {
             bindings::S_IFDIR => {
@@ -414,6 +510,12 @@ unsafe fn new_inode(
 unsafe extern "C" fn evict_inode(inode: *mut bindings::inode) {
     // SAFETY: The VFS evicts a pinwbfs inode once; nobody else uses it now.
     unsafe {
+        if !(*inode).i_private.is_null() {
+            // Data a policy kept dirty (skip, fail, bounce) goes with the inode: at umount
+            // (whose sync_fs error the VFS ignores) and after the last unlink. Counted.
+            let dirty = pinwb_mapping_count_dirty(&raw mut (*inode).i_data);
+            COUNTERS.dirty_dropped_at_evict.add(dirty as u64, Relaxed);
+        }
         bindings::truncate_inode_pages_final(&raw mut (*inode).i_data);
         bindings::clear_inode(inode);
         let data = (*inode).i_private.cast::<InodeData>();
@@ -430,15 +532,18 @@ unsafe extern "C" fn evict_inode(inode: *mut bindings::inode) {
 }
 
 /// `syncfs(2)`, `sync(2)`, umount: data-integrity writeback of every file
-/// (on a noop bdi the kernel's own sync paths do not reach `writepages`).
+/// (on a noop bdi the kernel's own sync paths do not reach `writepages`),
+/// with one wait budget for all of them. Returns the first error; each is
+/// also recorded in its mapping, and so in the superblock's errseq.
 /// # Safety
 ///
 /// Called only by the VFS, as `super_operations::sync_fs` of a pinwbfs superblock.
 unsafe extern "C" fn sync_fs(sb: *mut bindings::super_block, wait: c_int) -> c_int {
     let mut ret = 0;
+    let deadline = aops::sync_deadline();
     for_each_inode(Some(sb), |inode| {
         // SAFETY: `inode` is a live regular pinwbfs inode (held by `for_each_inode`).
-        let r = unsafe { aops::sync_mapping(inode, 0, i64::MAX, wait != 0) };
+        let r = unsafe { aops::sync_mapping(inode, 0, i64::MAX, wait != 0, Some(deadline)) };
         if ret == 0 {
             ret = r;
         }
@@ -456,9 +561,24 @@ static DIR_IOPS: Ops<bindings::inode_operations> = Ops(bindings::inode_operation
     mkdir: Some(mkdir),
     rmdir: Some(bindings::simple_rmdir),
     rename: Some(bindings::simple_rename),
-    // SAFETY: All-zero is a valid `inode_operations`.
-    ..unsafe { core::mem::zeroed() }
+    ..pin_init::zeroed()
 });
+
+/// Fault injection (debugfs `corrupt_store`): flips a bit of stored page
+/// `index` of the regular file with inode number `ino`, on any mount.
+/// `ENOENT` if there is no such file or page.
+pub(crate) fn corrupt_store(ino: u64, index: usize) -> Result {
+    let mut ret = Err(ENOENT);
+    for_each_inode(None, |inode| {
+        // SAFETY: `inode` is a live regular pinwbfs inode (held by `for_each_inode`).
+        unsafe {
+            if (*inode).i_ino == ino {
+                ret = inode_data(inode).store.corrupt(index);
+            }
+        }
+    });
+    ret
+}
 
 /// # Safety
 ///

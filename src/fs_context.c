@@ -8,15 +8,45 @@
 #include <linux/fs.h>
 #include <linux/fs_context.h>
 #include <linux/fs_parser.h>
+#include <linux/seq_file.h>
 
 #include "fs_context.h"
 
 static int pinwbfs_fc_parse_param(struct fs_context *fc, struct fs_parameter *param)
 {
 	const char *value = param->type == fs_value_is_string ? param->string : NULL;
+	int ret;
 
 	/* -ENOPARAM lets the VFS handle what is not ours (e.g. "source"). */
-	return pinwbfs_parse_option(fc->s_fs_info, param->key, value);
+	ret = pinwbfs_parse_option(fc->s_fs_info, param->key, value);
+	if (ret == -EINVAL)
+		return invalfc(fc, "bad option '%s%s%s': policy=%s, or mmwb without a value",
+			       param->key, value ? "=" : "", value ?: "", pinwbfs_policy_names());
+	return ret;
+}
+
+/*
+ * mount -o remount: policy= takes effect at once; mmwb (the superblock's bdi
+ * and every mapping's vm_ops) cannot be added to a mounted filesystem.
+ */
+static int pinwbfs_fc_reconfigure(struct fs_context *fc)
+{
+	int ret = pinwbfs_reconfigure(fc->root->d_sb, fc->s_fs_info);
+
+	if (ret == -EINVAL)
+		return invalfc(fc, "mmwb cannot be set on remount; mount again to change it");
+	return ret;
+}
+
+int pinwbfs_show_options(struct seq_file *m, struct dentry *root)
+{
+	const char *policy = pinwbfs_policy_of_mount(root->d_sb);
+
+	if (policy)
+		seq_printf(m, ",policy=%s", policy);
+	if (pinwbfs_is_mmwb(root->d_sb))
+		seq_puts(m, ",mmwb");
+	return 0;
 }
 
 static int pinwbfs_fc_fill_super(struct super_block *sb, struct fs_context *fc)
@@ -38,6 +68,7 @@ static void pinwbfs_fc_free(struct fs_context *fc)
 static const struct fs_context_operations pinwbfs_context_ops = {
 	.parse_param	= pinwbfs_fc_parse_param,
 	.get_tree	= pinwbfs_fc_get_tree,
+	.reconfigure	= pinwbfs_fc_reconfigure,
 	.free		= pinwbfs_fc_free,
 };
 

@@ -46,11 +46,18 @@ size_t pinwb_pages_with_aops(struct page **pages, size_t n, size_t from,
 {
 	size_t first = n;
 
+	/*
+	 * A pin keeps the folio, not its mapping: truncation may detach the folio
+	 * and the inode be freed meanwhile. Inodes are freed after an RCU grace
+	 * period, so a mapping read under rcu_read_lock() stays valid to
+	 * dereference until the unlock (as gup_fast_folio_allowed() relies on).
+	 */
+	rcu_read_lock();
 	for (; from < n; from++) {
 		struct address_space *mapping = READ_ONCE(page_folio(pages[from])->mapping);
 
 		if (!mapping || ((unsigned long)mapping & FOLIO_MAPPING_FLAGS) ||
-		    mapping->a_ops != aops)
+		    READ_ONCE(mapping->a_ops) != aops)
 			continue;
 		if (first == n)
 			first = from;
@@ -58,6 +65,7 @@ size_t pinwb_pages_with_aops(struct page **pages, size_t n, size_t from,
 			break;
 		__set_bit(from, bits);
 	}
+	rcu_read_unlock();
 	return first;
 }
 
@@ -155,6 +163,23 @@ void pinwb_folio_put(struct folio *folio)
 	folio_put(folio);
 }
 
+void pinwb_folio_get(struct folio *folio)
+{
+	folio_get(folio);
+}
+
+/*
+ * How many FOLL_PIN pins the folio has, as folio_maybe_dma_pinned() counts
+ * them: exactly for large folios, refcount / GUP_PIN_COUNTING_BIAS (an upper
+ * estimate) for small ones.
+ */
+unsigned long pinwb_folio_dma_pins(struct folio *folio)
+{
+	if (folio_has_pincount(folio))
+		return atomic_read(&folio->_pincount);
+	return (unsigned int)folio_ref_count(folio) / GUP_PIN_COUNTING_BIAS;
+}
+
 void pinwb_folio_start_writeback(struct folio *folio)
 {
 	folio_start_writeback(folio);
@@ -199,6 +224,59 @@ bool pinwb_queue_delayed_work(struct delayed_work *dwork, unsigned long delay)
 void pinwb_mapping_set_stable_writes(struct address_space *mapping)
 {
 	mapping_set_stable_writes(mapping);
+}
+
+void pinwb_mapping_set_error(struct address_space *mapping, int error)
+{
+	mapping_set_error(mapping, error);
+}
+
+void pinwb_invalidate_lock(struct address_space *mapping)
+{
+	filemap_invalidate_lock(mapping);
+}
+
+void pinwb_invalidate_unlock(struct address_space *mapping)
+{
+	filemap_invalidate_unlock(mapping);
+}
+
+/* Dirty folios of the mapping (as tagged in the page cache). */
+unsigned long pinwb_mapping_count_dirty(struct address_space *mapping)
+{
+	struct folio_batch fbatch;
+	unsigned long n = 0;
+	pgoff_t index = 0;
+
+	folio_batch_init(&fbatch);
+	while (filemap_get_folios_tag(mapping, &index, (pgoff_t)-1, PAGECACHE_TAG_DIRTY, &fbatch)) {
+		n += folio_batch_count(&fbatch);
+		folio_batch_release(&fbatch);
+		cond_resched();
+	}
+	return n;
+}
+
+/* The file was opened for reading (FMODE_READ). */
+bool pinwb_file_readable(struct file *file)
+{
+	return file->f_mode & FMODE_READ;
+}
+
+void pinwb_cond_resched(void)
+{
+	cond_resched();
+}
+
+bool pinwb_fatal_signal_pending(void)
+{
+	return fatal_signal_pending(current);
+}
+
+/* mod_delayed_work() on system_unbound_wq: re-arm with a new delay. */
+bool pinwb_mod_delayed_work(struct delayed_work *dwork, unsigned long delay)
+{
+	return mod_delayed_work(system_unbound_wq, dwork, delay);
 }
 
 loff_t pinwb_i_size_read(const struct inode *inode)

@@ -31,6 +31,8 @@ bool pinwb_folio_test_dirty(struct folio *folio);
 bool pinwb_folio_mapped(struct folio *folio);
 void pinwb_folio_mark_uptodate(struct folio *folio);
 void pinwb_folio_put(struct folio *folio);
+void pinwb_folio_get(struct folio *folio);
+unsigned long pinwb_folio_dma_pins(struct folio *folio);
 void pinwb_folio_start_writeback(struct folio *folio);
 
 /*
@@ -61,9 +63,20 @@ struct delayed_work;
 struct work_struct;
 void pinwb_init_delayed_work(struct delayed_work *dwork, void (*func)(struct work_struct *));
 bool pinwb_queue_delayed_work(struct delayed_work *dwork, unsigned long delay);
+bool pinwb_mod_delayed_work(struct delayed_work *dwork, unsigned long delay);
+
+/* scheduling */
+void pinwb_cond_resched(void);
+bool pinwb_fatal_signal_pending(void);
 
 /* inodes and mappings */
 void pinwb_mapping_set_stable_writes(struct address_space *mapping);
+void pinwb_mapping_set_error(struct address_space *mapping, int error);
+void pinwb_invalidate_lock(struct address_space *mapping);
+void pinwb_invalidate_unlock(struct address_space *mapping);
+unsigned long pinwb_mapping_count_dirty(struct address_space *mapping);
+struct file;
+bool pinwb_file_readable(struct file *file);
 loff_t pinwb_i_size_read(const struct inode *inode);
 void pinwb_i_size_write(struct inode *inode, loff_t size);
 

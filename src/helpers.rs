@@ -30,6 +30,10 @@ extern "C" {
     pub(crate) fn pinwb_folio_mapped(folio: *mut folio) -> bool;
     pub(crate) fn pinwb_folio_mark_uptodate(folio: *mut folio);
     pub(crate) fn pinwb_folio_put(folio: *mut folio);
+    pub(crate) fn pinwb_folio_get(folio: *mut folio);
+    /// `FOLL_PIN` pins of the folio as `folio_maybe_dma_pinned()` counts them (an upper
+    /// estimate for order-0 folios: refcount / `GUP_PIN_COUNTING_BIAS`).
+    pub(crate) fn pinwb_folio_dma_pins(folio: *mut folio) -> usize;
     /// `folio_start_writeback()` (a macro).
     pub(crate) fn pinwb_folio_start_writeback(folio: *mut folio);
 
@@ -85,6 +89,24 @@ extern "C" {
 
     /// `mapping_set_stable_writes(mapping)`.
     pub(crate) fn pinwb_mapping_set_stable_writes(mapping: *mut address_space);
+    /// `mapping_set_error(mapping, error)`: errseq for fsync and syncfs.
+    pub(crate) fn pinwb_mapping_set_error(mapping: *mut address_space, error: i32);
+    /// `filemap_invalidate_lock(mapping)`.
+    pub(crate) fn pinwb_invalidate_lock(mapping: *mut address_space);
+    /// `filemap_invalidate_unlock(mapping)`.
+    pub(crate) fn pinwb_invalidate_unlock(mapping: *mut address_space);
+
+    /// Dirty folios of `mapping` (`PAGECACHE_TAG_DIRTY`).
+    pub(crate) fn pinwb_mapping_count_dirty(mapping: *mut address_space) -> usize;
+    /// `file->f_mode & FMODE_READ`.
+    pub(crate) fn pinwb_file_readable(file: *mut bindings::file) -> bool;
+
+    /// `mod_delayed_work(system_unbound_wq, dwork, delay)`.
+    pub(crate) fn pinwb_mod_delayed_work(dwork: *mut bindings::delayed_work, delay: usize) -> bool;
+    /// `cond_resched()`.
+    pub(crate) fn pinwb_cond_resched();
+    /// `fatal_signal_pending(current)`.
+    pub(crate) fn pinwb_fatal_signal_pending() -> bool;
 
     pub(crate) fn pinwb_i_size_read(inode: *const inode) -> i64;
     pub(crate) fn pinwb_i_size_write(inode: *mut inode, size: i64);

@@ -76,25 +76,52 @@ impl Drop for Charge {
     }
 }
 
-/// Pages held from gup.
+/// Pages held from gup, and what the folio index and the counters record
+/// of them.
 ///
 /// # Invariants
 ///
 /// Every entry of `pages` is a page held by one reference of `kind`: a
 /// `FOLL_PIN` pin for [`Kind::LongTerm`]/[`Kind::ShortTerm`], a plain
-/// reference for [`Kind::Get`].
+/// reference for [`Kind::Get`]. If `indexed` is set, its pages are counted
+/// in the folio index and in `COUNTERS` (`pins_active`, `pages_pinned`).
 struct HeldPages {
     pages: KVVec<*mut bindings::page>,
     kind: Kind,
     dirty: bool,
+    indexed: Option<Indexed>,
 }
 
+// SAFETY: The raw page pointers are references that this value owns; a page may be released
+// from any thread. That is the only member that is not `Send`.
+unsafe impl Send for HeldPages {}
+// SAFETY: `&HeldPages` gives read access to the pointers only; what is written through them
+// (by the simulated device) is the pages' contents, which is what a device does concurrently
+// with anyone.
+unsafe impl Sync for HeldPages {}
+
 impl HeldPages {
-    /// Gives every page back, marking it dirty first if asked to.
+    /// Records the pages in the folio index and the counters (undone by
+    /// [`HeldPages::release`], whatever happens to the pin record).
+    fn index(&mut self, write: bool) -> Result {
+        let indexed = INDEX.add(&self.pages, self.kind, write)?;
+        COUNTERS.pinned(self.pages.len());
+        // INVARIANT: The pages were just counted.
+        self.indexed = Some(indexed);
+        Ok(())
+    }
+
+    /// Gives every page back, marking it dirty first if asked to. The index
+    /// forgets the pages first, so that it never claims a folio that
+    /// nothing pins any more.
     fn release(&mut self) {
         let n = self.pages.len();
         if n == 0 {
             return;
+        }
+        if let Some(indexed) = self.indexed.take() {
+            INDEX.remove(&self.pages, &indexed);
+            COUNTERS.unpinned(n);
         }
         match self.kind {
             Kind::LongTerm | Kind::ShortTerm => {
@@ -141,18 +168,10 @@ pub(crate) struct PinRecord {
     dma: Mutex<Option<Arc<DmaWriter>>>,
     /// Release with `PINWB_UNPIN_DIRTY` semantics.
     dirty_on_release: Atomic<bool>,
-    /// Which pages are in the folio index.
-    indexed: Indexed,
     held: HeldPages,
     // Dropped after `held`: the charge lasts as long as the pages are held.
     _charge: Charge,
 }
-
-// SAFETY: The raw page pointers are references that this record owns; pages may be
-// released from any thread, and `&PinRecord` gives no access that could race.
-unsafe impl Send for PinRecord {}
-// SAFETY: See above; shared access only reads immutable fields.
-unsafe impl Sync for PinRecord {}
 
 impl PinRecord {
     /// Pins the pages of `req` in the current process.
@@ -172,6 +191,7 @@ impl PinRecord {
             pages: KVVec::with_capacity(req.nr_pages, GFP_KERNEL)?,
             kind: req.kind,
             dirty: false,
+            indexed: None,
         };
 
         while held.pages.len() < req.nr_pages {
@@ -220,7 +240,8 @@ impl PinRecord {
             unsafe { held.pages.inc_len(got as usize) };
         }
 
-        let indexed = INDEX.add(&held.pages, held.kind)?;
+        // From here every error path drops `held`, which forgets what the index counted.
+        held.index(req.write)?;
         let mut owner_comm = [0u8; COMM_LEN];
         let leader = task.group_leader();
         // SAFETY: `leader` is a valid task; `comm` is a NUL-terminated array of COMM_LEN bytes
@@ -232,7 +253,6 @@ impl PinRecord {
                 COMM_LEN,
             )
         };
-        COUNTERS.pinned(req.nr_pages);
         KBox::pin_init(
             try_pin_init!(PinRecord {
                 handle: Atomic::new(0),
@@ -244,7 +264,6 @@ impl PinRecord {
                 created: Instant::now(),
                 dma <- new_mutex!(None),
                 dirty_on_release: Atomic::new(false),
-                indexed,
                 held,
                 _charge: charge,
             }),
@@ -314,10 +333,6 @@ impl PinnedDrop for PinRecord {
         // SAFETY: `held` is not structurally pinned; nothing else is moved.
         let this = unsafe { self.get_unchecked_mut() };
         this.held.dirty = this.dirty_on_release.load(Relaxed);
-        // Forget the pages in the index before they are released, so that the index never
-        // claims a folio that nothing pins any more.
-        INDEX.remove(&this.held.pages, &this.indexed);
-        COUNTERS.unpinned(this.held.pages.len());
-        // `held` is released next, then `_charge` is returned.
+        // `held` is released next (index, counters, pages), then `_charge` is returned.
     }
 }

@@ -18,11 +18,13 @@
 //! - [`folio_index`]: which folios pinwb pins, long- or short-term.
 //! - [`device`]: `/dev/pinwb` and the pins each open file owns.
 //! - [`helpers`]: the C wrappers of `helpers.c`.
-//! - [`stats`]: counters and the debugfs directory `/sys/kernel/debug/pinwb/`.
+//! - [`stats`]: counters and knobs.
+//! - [`debugfs`]: the debugfs directory `/sys/kernel/debug/pinwb/`.
 
 use kernel::{miscdevice::MiscDeviceRegistration, prelude::*};
 
 mod aops;
+mod debugfs;
 mod defs;
 mod device;
 mod dma;
@@ -56,19 +58,21 @@ module! {
 }
 
 /// The module's version, shown in debugfs beside the ABI version.
-pub(crate) const PINWB_VERSION: &str = "0.3.0";
+pub(crate) const PINWB_VERSION: &str = "0.4.0";
 
 #[pin_data(PinnedDrop)]
 struct PinwbModule {
-    // Fields drop in declaration order: the device goes first. No pin can be
-    // live by then: every open file holds a reference on the module.
+    // Fields drop in declaration order. debugfs goes first (it is created
+    // last), so its callbacks never run without the device and the
+    // filesystem. No pin can be live at exit: every open file holds a
+    // reference on the module.
+    #[pin]
+    _debugfs: debugfs::Debugfs,
     #[pin]
     _miscdev: MiscDeviceRegistration<device::PinwbFile>,
     // Nothing can be mounted at exit either: a mount holds a module reference.
     #[pin]
     _fs: fs::Registration,
-    #[pin]
-    _stats: stats::Stats,
 }
 
 impl kernel::InPlaceModule for PinwbModule {
@@ -79,13 +83,14 @@ impl kernel::InPlaceModule for PinwbModule {
             device::init();
         }
         try_pin_init!(Self {
-            _stats <- stats::create(),
             // SAFETY: Called once, from module init.
             _fs <- unsafe { fs::Registration::new(module) },
             _miscdev <- device::register(),
+            _debugfs <- debugfs::create(),
         })
         .pin_chain(|_| {
-            // SAFETY: Once, after the filesystem exists; stopped in drop.
+            // SAFETY: Once, after the filesystem exists; stopped in drop. A `flush_period_ms`
+            // write before this finds the flusher not started and leaves it alone.
             unsafe { flusher::start() };
             Ok(())
         })

@@ -10,7 +10,12 @@ use kernel::prelude::*;
 /// A writeback policy (debugfs `policy`, mount option `policy=`).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum Policy {
-    /// Write pinned folios in place, as the kernel does today.
+    /// What 7.3's generic writeback does (`writeback_iter()` and a
+    /// filesystem's `->writepages`): dirty folios are written in place
+    /// whatever their pins, clean folios never.
+    Mainline = 6,
+    /// `mainline` plus the possibly-dirty rule ([`possibly_dirty`]): pinned
+    /// clean folios are written at data-integrity sync, in place.
     Naive = 0,
     /// Never write a pinned folio; it stays dirty.
     Skip = 1,
@@ -25,7 +30,9 @@ pub(crate) enum Policy {
     Auto = 5,
 }
 
-pub(crate) const POLICIES: [Policy; 6] = [
+/// Every policy, in the order debugfs shows them.
+pub(crate) const POLICIES: [Policy; 7] = [
+    Policy::Mainline,
     Policy::Naive,
     Policy::Skip,
     Policy::Wait,
@@ -34,20 +41,36 @@ pub(crate) const POLICIES: [Policy; 6] = [
     Policy::Auto,
 ];
 
+/// Every policy's name, for messages: `POLICIES` joined by `|`.
+pub(crate) const POLICY_NAMES: &kernel::str::CStr = c"mainline|naive|skip|wait|bounce|fail|auto";
+
 impl Policy {
     pub(crate) fn name(self) -> &'static str {
+        // Every name is ASCII.
+        self.c_name().to_str().unwrap_or("?")
+    }
+
+    /// The name as a C string (for `show_options`).
+    pub(crate) fn c_name(self) -> &'static kernel::str::CStr {
         match self {
-            Policy::Naive => "naive",
-            Policy::Skip => "skip",
-            Policy::Wait => "wait",
-            Policy::Bounce => "bounce",
-            Policy::Fail => "fail",
-            Policy::Auto => "auto",
+            Policy::Mainline => c"mainline",
+            Policy::Naive => c"naive",
+            Policy::Skip => c"skip",
+            Policy::Wait => c"wait",
+            Policy::Bounce => c"bounce",
+            Policy::Fail => c"fail",
+            Policy::Auto => c"auto",
         }
     }
 
     pub(crate) fn from_u32(v: u32) -> Option<Self> {
-        POLICIES.get(v as usize).copied()
+        POLICIES.iter().copied().find(|p| *p as u32 == v)
+    }
+
+    /// Whether the policy promises to persist what a device wrote into a
+    /// pinned folio that nobody dirtied: every policy but `mainline`.
+    pub(crate) fn persists_device_writes(self) -> bool {
+        self != Policy::Mainline
     }
 
     pub(crate) fn parse(s: &[u8]) -> Result<Self> {
@@ -65,18 +88,26 @@ impl Policy {
 pub(crate) enum Pinned {
     /// Not pinned (`folio_maybe_dma_pinned()` is false).
     No,
-    /// Pinned by pinwb, short-term pins only.
+    /// Pinned by pinwb for reading only: no device can write into it.
+    ReadOnly,
+    /// Pinned by pinwb for writing, short-term pins only.
     ShortTerm,
-    /// Pinned by pinwb with at least one long-term pin.
+    /// Pinned by pinwb for writing with at least one long-term pin.
     LongTerm,
-    /// `folio_maybe_dma_pinned()`, but not by pinwb: someone else's pin
-    /// (io_uring, RDMA, ...) or a false positive. Treated as long-term.
+    /// `folio_maybe_dma_pinned()` with more pins than pinwb's: someone
+    /// else's pin (io_uring, RDMA, O_DIRECT, ...) or a false positive.
+    /// Treated as a long-term pin for writing.
     Foreign,
 }
 
 impl Pinned {
     fn long_term(self) -> bool {
         matches!(self, Pinned::LongTerm | Pinned::Foreign)
+    }
+
+    /// A device may write into the folio.
+    fn writable(self) -> bool {
+        matches!(self, Pinned::ShortTerm | Pinned::LongTerm | Pinned::Foreign)
     }
 }
 
@@ -96,12 +127,15 @@ pub(crate) enum Action {
 }
 
 /// The decision for a dirty folio, by policy, sync mode and pin state.
+///
+/// A folio that no device can write (unpinned, or pinned read-only) is
+/// written in place by every policy.
 pub(crate) fn decide(policy: Policy, integrity: bool, pinned: Pinned) -> Action {
-    if pinned == Pinned::No {
+    if !pinned.writable() {
         return Action::Write;
     }
     match (policy, integrity) {
-        (Policy::Naive, _) => Action::Write,
+        (Policy::Mainline | Policy::Naive, _) => Action::Write,
         (Policy::Bounce, _) => Action::Bounce,
         (Policy::Skip, _) => Action::Skip,
         // Cleaning writeback never waits or fails: it leaves the folio for later.
@@ -115,12 +149,15 @@ pub(crate) fn decide(policy: Policy, integrity: bool, pinned: Pinned) -> Action 
 }
 
 /// Whether a data-integrity sync must write a *clean* folio with this pin
-/// state: a device may have written into a long-term pinned folio without
-/// dirtying it (seed 004: RDMA into an mmaped file, then fsync with the pages
-/// still pinned). Every policy that claims to persist data treats such
-/// folios as possibly dirty; `skip` and `fail` then report their error.
-pub(crate) fn possibly_dirty(integrity: bool, pinned: Pinned) -> bool {
-    integrity && pinned.long_term()
+/// state: a device may have written into a folio pinned for writing without
+/// dirtying it (Kara's case: RDMA into an mmapped file, transfer done, pages
+/// still pinned, fsync). Every policy that promises to persist device writes
+/// treats such folios as possibly dirty, short-term pins included (a driver
+/// may hold them across the sync); `skip` and `fail` then report their
+/// error, `wait` waits for the unpin. `mainline` does not: 7.3 writes only
+/// dirty folios, and the device's bytes are lost.
+pub(crate) fn possibly_dirty(policy: Policy, integrity: bool, pinned: Pinned) -> bool {
+    integrity && policy.persists_device_writes() && pinned.writable()
 }
 
 #[kunit_tests(pinwb_policy)]
@@ -128,18 +165,21 @@ mod tests {
     use super::*;
     use Action::*;
 
-    const STATES: [Pinned; 4] = [
+    const STATES: [Pinned; 5] = [
         Pinned::No,
+        Pinned::ReadOnly,
         Pinned::ShortTerm,
         Pinned::LongTerm,
         Pinned::Foreign,
     ];
 
     #[test]
-    fn unpinned_folios_are_always_written() {
+    fn unpinned_and_read_only_folios_are_always_written() {
         for p in POLICIES {
-            assert_eq!(decide(p, false, Pinned::No), Write);
-            assert_eq!(decide(p, true, Pinned::No), Write);
+            for s in [Pinned::No, Pinned::ReadOnly] {
+                assert_eq!(decide(p, false, s), Write);
+                assert_eq!(decide(p, true, s), Write);
+            }
         }
     }
 
@@ -159,6 +199,7 @@ mod tests {
     #[test]
     fn integrity_table() {
         let rows = [
+            (Policy::Mainline, [Write, Write, Write]),
             (Policy::Naive, [Write, Write, Write]),
             (Policy::Skip, [Skip, Skip, Skip]),
             (Policy::Wait, [Wait, Wait, Wait]),
@@ -177,12 +218,33 @@ mod tests {
     }
 
     #[test]
-    fn only_long_term_pins_are_possibly_dirty_at_integrity_sync() {
-        assert!(possibly_dirty(true, Pinned::LongTerm));
-        assert!(possibly_dirty(true, Pinned::Foreign));
-        assert!(!possibly_dirty(true, Pinned::ShortTerm));
-        assert!(!possibly_dirty(true, Pinned::No));
-        assert!(!possibly_dirty(false, Pinned::LongTerm));
+    fn writable_pins_are_possibly_dirty_at_integrity_sync_except_under_mainline() {
+        for p in POLICIES {
+            let promise = p != Policy::Mainline;
+            assert_eq!(possibly_dirty(p, true, Pinned::LongTerm), promise);
+            assert_eq!(possibly_dirty(p, true, Pinned::Foreign), promise);
+            assert_eq!(possibly_dirty(p, true, Pinned::ShortTerm), promise);
+            assert!(!possibly_dirty(p, true, Pinned::ReadOnly));
+            assert!(!possibly_dirty(p, true, Pinned::No));
+            assert!(!possibly_dirty(p, false, Pinned::LongTerm));
+        }
+    }
+
+    #[test]
+    fn mainline_writes_in_place_always() {
+        for s in STATES {
+            assert_eq!(decide(Policy::Mainline, false, s), Write);
+            assert_eq!(decide(Policy::Mainline, true, s), Write);
+        }
+    }
+
+    #[test]
+    fn the_names_list_is_the_policies() {
+        let mut it = POLICY_NAMES.to_bytes().split(|&c| c == b'|');
+        for p in POLICIES {
+            assert_eq!(it.next(), Some(p.name().as_bytes()));
+        }
+        assert_eq!(it.next(), None);
     }
 
     #[test]
@@ -194,6 +256,7 @@ mod tests {
         assert_eq!(Policy::parse(b"bounce\n"), Ok(Policy::Bounce));
         assert_eq!(Policy::parse(b"Bounce"), Err(EINVAL));
         assert_eq!(Policy::parse(b""), Err(EINVAL));
-        assert_eq!(Policy::from_u32(6), None);
+        assert_eq!(Policy::from_u32(7), None);
+        assert_eq!(POLICIES[0], Policy::Mainline);
     }
 }

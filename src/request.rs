@@ -46,6 +46,8 @@ pub(crate) struct PinRequest {
     pub(crate) gup_flags: u32,
     /// Use the `_fast` variant of gup.
     pub(crate) fast: bool,
+    /// `FOLL_WRITE`: a device may write into the pages.
+    pub(crate) write: bool,
 }
 
 /// The pages that the byte range `[addr, addr + len)` touches: the first
@@ -95,6 +97,7 @@ pub(crate) fn validate_pin(args: &pinwb_pin, max_pages: u64) -> Result<PinReques
         kind,
         gup_flags,
         fast: args.flags & PINWB_PIN_FAST != 0,
+        write: args.flags & PINWB_PIN_WRITE != 0,
     })
 }
 
@@ -148,6 +151,10 @@ mod tests {
         assert_eq!(r.kind, Kind::LongTerm);
         assert_eq!(r.gup_flags, bindings::FOLL_LONGTERM | bindings::FOLL_WRITE);
         assert!(!r.fast);
+        assert!(r.write);
+        let r = validate_pin(&pin(P, P, PINWB_PIN_LONGTERM), 16).unwrap();
+        assert_eq!(r.kind, Kind::LongTerm);
+        assert!(!r.write);
         let r = validate_pin(&pin(P, P, PINWB_PIN_FAST), 16).unwrap();
         assert_eq!(r.kind, Kind::ShortTerm);
         assert_eq!(r.gup_flags, 0);

@@ -1,16 +1,20 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Counters, and the debugfs directory `/sys/kernel/debug/pinwb/` that shows
-//! them.
+//! Counters and knobs: a leaf that imports nothing of the module but the
+//! policy names. `debugfs.rs` shows them.
 
-use crate::{defs, device, flusher, module_parameters, policy::Policy, PINWB_VERSION};
-use core::fmt;
+use crate::policy::Policy;
 use kernel::{
-    debugfs::Scope,
     prelude::*,
     sync::atomic::{Atomic, Relaxed},
-    uaccess::UserSliceReader,
 };
+
+/// Largest `io_delay_us` (1 s).
+pub(crate) const MAX_IO_DELAY_US: u64 = 1_000_000;
+/// Largest `flush_period_ms` (1 h).
+pub(crate) const MAX_FLUSH_PERIOD_MS: u64 = 3_600_000;
+/// Largest `wait_timeout_ms` (10 min).
+pub(crate) const MAX_WAIT_TIMEOUT_MS: u64 = 600_000;
 
 /// Module-wide counters. Monotonic ones count events since load; `*_now`
 /// ones are levels.
@@ -39,6 +43,14 @@ pub(crate) struct Counters {
     pub(crate) redirtied_pinned: Atomic<u64>,
     pub(crate) redirtied_mapped: Atomic<u64>,
     pub(crate) dma_bytes: Atomic<u64>,
+    /// Reads of a stored page that failed its checksum (`EIO`).
+    pub(crate) csum_errors: Atomic<u64>,
+    /// Store writes that failed (injected); the folio stayed dirty.
+    pub(crate) store_errors: Atomic<u64>,
+    /// Most folios one writeback ever had in flight at once.
+    pub(crate) io_inflight_peak: Atomic<u64>,
+    /// Dirty folios dropped when an inode was evicted (umount, last unlink).
+    pub(crate) dirty_dropped_at_evict: Atomic<u64>,
 }
 
 pub(crate) static COUNTERS: Counters = Counters {
@@ -65,6 +77,10 @@ pub(crate) static COUNTERS: Counters = Counters {
     redirtied_pinned: Atomic::new(0),
     redirtied_mapped: Atomic::new(0),
     dma_bytes: Atomic::new(0),
+    csum_errors: Atomic::new(0),
+    store_errors: Atomic::new(0),
+    io_inflight_peak: Atomic::new(0),
+    dirty_dropped_at_evict: Atomic::new(0),
 };
 
 /// Knobs, writable in debugfs (root only).
@@ -75,8 +91,10 @@ pub(crate) struct Tunables {
     pub(crate) io_delay_us: Atomic<u64>,
     /// Period of the cleaning (WB_SYNC_NONE) flusher; 0 stops it.
     pub(crate) flush_period_ms: Atomic<u64>,
-    /// Longest wait for a pin to go (`wait`, `auto`, `fail` policies).
+    /// Longest wait for pins to go, per sync (`wait`, `auto`, `fail`).
     pub(crate) wait_timeout_ms: Atomic<u64>,
+    /// Fault injection: this many next store writes fail with `EIO`.
+    pub(crate) inject_store_errors: Atomic<u64>,
 }
 
 pub(crate) static TUNABLES: Tunables = Tunables {
@@ -84,6 +102,7 @@ pub(crate) static TUNABLES: Tunables = Tunables {
     io_delay_us: Atomic::new(1000),
     flush_period_ms: Atomic::new(1000),
     wait_timeout_ms: Atomic::new(5000),
+    inject_store_errors: Atomic::new(0),
 };
 
 impl Tunables {
@@ -113,93 +132,48 @@ impl Counters {
     }
 }
 
-/// `policy` shows every policy, the current one in brackets.
-fn show_policy(p: &Atomic<u32>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-    let cur = Policy::from_u32(p.load(Relaxed));
-    for (i, q) in crate::policy::POLICIES.iter().enumerate() {
-        let sep = if i == 0 { "" } else { " " };
-        if Some(*q) == cur {
-            write!(f, "{sep}[{}]", q.name())?;
-        } else {
-            write!(f, "{sep}{}", q.name())?;
-        }
-    }
-    writeln!(f)
-}
-
-fn set_policy(p: &Atomic<u32>, r: &mut UserSliceReader) -> Result {
-    let mut buf = [0u8; 16];
-    let n = r.len();
-    if n == 0 || n > buf.len() {
+/// Parses a decimal knob value (one trailing newline allowed) no larger
+/// than `max`: `EINVAL` otherwise.
+pub(crate) fn parse_knob(buf: &[u8], max: u64) -> Result<u64> {
+    let s = buf.strip_suffix(b"\n").unwrap_or(buf);
+    if s.is_empty() || s.len() > 20 {
         return Err(EINVAL);
     }
-    r.read_slice(&mut buf[..n])?;
-    p.store(Policy::parse(&buf[..n])? as u32, Relaxed);
-    Ok(())
-}
-
-/// What `version` shows.
-struct Version;
-
-impl fmt::Debug for Version {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "pinwb {PINWB_VERSION} abi {}", defs::PINWB_ABI_VERSION)
-    }
-}
-
-static VERSION: Version = Version;
-
-/// The debugfs directory; dropping it removes every file.
-pub(crate) type Stats = Scope<()>;
-
-/// Creates `/sys/kernel/debug/pinwb/` and its files.
-pub(crate) fn create() -> impl PinInit<Stats> {
-    Scope::dir((), c"pinwb", |(), dir| {
-        let c = &COUNTERS;
-        dir.read_only_file(c"version", &VERSION);
-        dir.read_only_file(c"pins_active", &c.pins_active);
-        dir.read_only_file(c"pages_pinned", &c.pages_pinned);
-        dir.read_only_file(c"pages_pinned_peak", &c.pages_pinned_peak);
-        dir.read_only_file(c"pin_calls", &c.pin_calls);
-        dir.read_only_file(c"pin_errors", &c.pin_errors);
-        dir.read_only_file(c"unpin_calls", &c.unpin_calls);
-        dir.read_only_file(c"pages_unpinned_dirty", &c.pages_unpinned_dirty);
-        dir.read_callback_file(c"pins", &(), &|&(), f| device::show_pins(f));
-        for (name, counter) in [
-            (c"writepages_none", &c.writepages_none),
-            (c"writepages_all", &c.writepages_all),
-            (c"folios_written", &c.folios_written),
-            (c"pinned_seen", &c.pinned_seen),
-            (c"foreign_seen", &c.foreign_seen),
-            (c"skipped", &c.skipped),
-            (c"waited", &c.waited),
-            (c"wait_ns", &c.wait_ns),
-            (c"wait_timeouts", &c.wait_timeouts),
-            (c"bounced", &c.bounced),
-            (c"bounced_bytes", &c.bounced_bytes),
-            (c"sync_errors", &c.sync_errors),
-            (c"torn_writes", &c.torn_writes),
-            (c"redirtied_pinned", &c.redirtied_pinned),
-            (c"redirtied_mapped", &c.redirtied_mapped),
-            (c"dma_bytes", &c.dma_bytes),
-        ] {
-            dir.read_only_file(name, counter);
+    let mut v: u64 = 0;
+    for &c in s {
+        if !c.is_ascii_digit() {
+            return Err(EINVAL);
         }
-        let t = &TUNABLES;
-        dir.read_write_file(c"io_delay_us", &t.io_delay_us);
-        dir.read_write_file(c"flush_period_ms", &t.flush_period_ms);
-        dir.read_write_file(c"wait_timeout_ms", &t.wait_timeout_ms);
-        dir.read_write_callback_file(c"policy", &t.policy, &show_policy, &set_policy);
-        dir.write_only_callback_file(c"flush_kick", &(), &|&(), _r: &mut UserSliceReader| {
-            flusher::kick();
-            Ok(())
-        });
-        // The limits (module parameters, which 7.3's Rust modules cannot show in sysfs).
-        dir.read_callback_file(c"max_pages_per_pin", &(), &|&(), f| {
-            writeln!(f, "{}", module_parameters::max_pages_per_pin.value())
-        });
-        dir.read_callback_file(c"max_pins_per_file", &(), &|&(), f| {
-            writeln!(f, "{}", module_parameters::max_pins_per_file.value())
-        });
-    })
+        v = v
+            .checked_mul(10)
+            .and_then(|v| v.checked_add(u64::from(c - b'0')))
+            .ok_or(EINVAL)?;
+    }
+    if v > max {
+        return Err(EINVAL);
+    }
+    Ok(v)
+}
+
+#[kunit_tests(pinwb_stats)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn knobs_parse_in_range_and_refuse_the_rest() {
+        assert_eq!(parse_knob(b"0", 10), Ok(0));
+        assert_eq!(parse_knob(b"10\n", 10), Ok(10));
+        assert_eq!(parse_knob(b"11", 10), Err(EINVAL));
+        assert_eq!(parse_knob(b"", 10), Err(EINVAL));
+        assert_eq!(parse_knob(b"\n", 10), Err(EINVAL));
+        assert_eq!(parse_knob(b"-1", 10), Err(EINVAL));
+        assert_eq!(parse_knob(b"1 ", 10), Err(EINVAL));
+        assert_eq!(parse_knob(b"0x10", 100), Err(EINVAL));
+        assert_eq!(parse_knob(b"18446744073709551615", u64::MAX), Ok(u64::MAX));
+        assert_eq!(parse_knob(b"18446744073709551616", u64::MAX), Err(EINVAL));
+        assert_eq!(
+            parse_knob(b"9223372036854775808", MAX_WAIT_TIMEOUT_MS),
+            Err(EINVAL)
+        );
+    }
 }

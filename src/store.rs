@@ -3,162 +3,274 @@
 //! The backing store of a pinwbfs file (its "disk"), and the IO that writes
 //! to it.
 //!
-//! Per page: a copy of the data and its crc32c. A write is asynchronous IO:
-//! at submission the crc32c of the source (the folio, or a bounce page) is
-//! recorded and the source stays as it is, unlocked, under writeback; after
-//! the simulated device latency (`io_delay_us`) the data is copied and the
-//! source's crc32c is computed again. A mismatch means the data changed
-//! while the IO was in flight: a torn write, counted and logged. That is the
-//! stable-pages check the upstream threads talk about.
+//! Per page: a copy of the data and the crc32c that writeback computed when
+//! it submitted the IO, as a checksumming filesystem (btrfs) computes data
+//! checksums before the bio goes out. A write is asynchronous IO: at
+//! submission the source (the folio, or a bounce copy) is checksummed and
+//! stays as it is, unlocked, under writeback; after the simulated device
+//! latency (`io_delay_us`) the data is copied. If the stored bytes do not
+//! match the checksum, the data changed while the IO was in flight: a torn
+//! write, counted and logged, and every later read of that page fails with
+//! `EIO` (counted in `csum_errors`), as btrfs's "csum failed" does, until a
+//! new write replaces it.
+//!
+//! IO is submitted and completed in batches of at most [`IO_BATCH`] folios
+//! (see `aops.rs`), so that memory in flight and the time a folio spends
+//! under writeback are bounded whatever the file size.
+//!
+//! The pages live in an `RBTree` ordered by index under a mutex: truncation
+//! removes every page past the new end in one ordered walk, holes included.
 
 use crate::{
-    helpers::KmapLocal,
+    helpers::{pinwb_cond_resched, KmapLocal},
     stats::{COUNTERS, TUNABLES},
 };
 use kernel::{
-    bindings,
+    bindings, new_mutex,
     page::{Page, PAGE_SIZE},
     prelude::*,
-    sync::atomic::Relaxed,
+    rbtree::{RBTree, RBTreeNode},
+    sync::{atomic::Relaxed, Mutex},
     time::{delay::fsleep, Delta},
     uaccess::UserSliceWriter,
-    xarray::{AllocKind, XArray},
 };
+
+/// Folios submitted, and completed, together by one writeback: the bound of
+/// pinwbfs's IO in flight per file (and of bounce pages: one per folio).
+pub(crate) const IO_BATCH: usize = 64;
+
+/// Stored pages removed or read between two `cond_resched()` calls.
+const RESCHED_PAGES: usize = 256;
 
 /// One stored page.
 struct StorePage {
     data: Page,
-    /// crc32c of `data`.
+    /// crc32c recorded when the IO was submitted.
     crc: u32,
+}
+
+impl StorePage {
+    /// Whether `data` matches the recorded checksum.
+    fn verify(&self) -> bool {
+        // SAFETY: `data` is our own page.
+        let map = unsafe { KmapLocal::new(self.data.as_ptr()) };
+        map.crc() == self.crc
+    }
 }
 
 /// A file's stored pages, keyed by page index.
 #[pin_data]
 pub(crate) struct Store {
     #[pin]
-    pages: XArray<KBox<StorePage>>,
+    pages: Mutex<RBTree<usize, StorePage>>,
+}
+
+/// Takes one injected store write error, if any is pending (debugfs
+/// `inject_store_errors`).
+fn injected_error() -> bool {
+    let mut left = TUNABLES.inject_store_errors.load(Relaxed);
+    while left > 0 {
+        match TUNABLES
+            .inject_store_errors
+            .cmpxchg(left, left - 1, Relaxed)
+        {
+            Ok(_) => return true,
+            Err(seen) => left = seen,
+        }
+    }
+    false
 }
 
 impl Store {
     pub(crate) fn new() -> impl PinInit<Self> {
         pin_init!(Store {
-            pages <- XArray::new(AllocKind::Alloc),
+            pages <- new_mutex!(RBTree::new()),
         })
     }
 
-    /// Stores the current contents of `src` as page `index`.
+    /// Stores a copy of `src` as page `index`, with checksum `crc`; returns
+    /// the crc32c of the bytes stored.
     ///
     /// # Safety
     ///
     /// `src` must be a valid page kept alive by the caller.
-    unsafe fn write(&self, index: usize, src: *mut bindings::page) -> Result {
+    unsafe fn write_copy(&self, index: usize, src: *mut bindings::page, crc: u32) -> Result<u32> {
+        if injected_error() {
+            return Err(EIO);
+        }
         // SAFETY: `src` is valid, as the caller guarantees.
         let from = unsafe { KmapLocal::new(src) };
-        {
-            let mut guard = self.pages.lock();
-            if let Some(sp) = guard.get_mut(index) {
-                // SAFETY: `from` maps a whole page; `data` is a page of our own.
-                unsafe { sp.data.write_raw(from.as_ptr(), 0, PAGE_SIZE)? };
-                sp.crc = from.crc();
-                return Ok(());
-            }
+        let mut pages = self.pages.lock();
+        if let Some(sp) = pages.get_mut(&index) {
+            // SAFETY: `from` maps a whole page; `data` is a page of our own.
+            unsafe { sp.data.write_raw(from.as_ptr(), 0, PAGE_SIZE)? };
+            sp.crc = crc;
+            // SAFETY: Our own page.
+            return Ok(unsafe { KmapLocal::new(sp.data.as_ptr()) }.crc());
         }
+        drop(pages);
         let data = Page::alloc_page(GFP_KERNEL)?;
         // SAFETY: As above.
         unsafe { data.write_raw(from.as_ptr(), 0, PAGE_SIZE)? };
-        let crc = from.crc();
-        let sp = KBox::new(StorePage { data, crc }, GFP_KERNEL)?;
-        // Writes to one file are serialised by its writeback lock, so nobody
-        // stored this index in between; replacing is correct either way.
-        let old = self
-            .pages
-            .lock()
-            .store(index, sp, GFP_KERNEL)
-            .map_err(|e| e.error)?;
-        drop(old);
+        // SAFETY: Our own page.
+        let stored = unsafe { KmapLocal::new(data.as_ptr()) }.crc();
+        let node = RBTreeNode::new(index, StorePage { data, crc }, GFP_KERNEL)?;
+        // Writes to one file are serialised by its writeback lock, so nobody stored this
+        // index in between; replacing is correct either way.
+        drop(self.pages.lock().insert(node));
+        Ok(stored)
+    }
+
+    /// Stores `data`, a private copy whose checksum is `crc`, as page
+    /// `index` (a bounce page becomes the stored page: no second copy).
+    fn write_page(&self, index: usize, data: Page, crc: u32) -> Result {
+        if injected_error() {
+            return Err(EIO);
+        }
+        let node = RBTreeNode::new(index, StorePage { data, crc }, GFP_KERNEL)?;
+        drop(self.pages.lock().insert(node));
         Ok(())
     }
 
-    /// Fills `dst` with stored page `index`, or zeroes for a hole.
+    /// Fills `dst` with stored page `index`, or zeroes for a hole. `EIO`
+    /// (counted in `csum_errors`) if the stored bytes fail their checksum.
     ///
     /// # Safety
     ///
     /// `dst` must be a valid page that the caller may write.
-    pub(crate) unsafe fn read(&self, index: usize, dst: *mut bindings::page) {
+    pub(crate) unsafe fn read(&self, index: usize, dst: *mut bindings::page) -> Result {
         // SAFETY: `dst` is valid, as the caller guarantees.
         let to = unsafe { KmapLocal::new(dst) };
-        let guard = self.pages.lock();
-        match guard.get(index) {
+        let pages = self.pages.lock();
+        match pages.get(&index) {
             Some(sp) => {
+                if !sp.verify() {
+                    COUNTERS.csum_errors.add(1, Relaxed);
+                    return Err(EIO);
+                }
                 // SAFETY: `to` maps a whole page.
-                let _ = unsafe { sp.data.read_raw(to.as_ptr(), 0, PAGE_SIZE) };
+                unsafe { sp.data.read_raw(to.as_ptr(), 0, PAGE_SIZE) }
             }
             None => {
                 // SAFETY: `to` maps a whole page.
-                unsafe { core::ptr::write_bytes(to.as_ptr(), 0, PAGE_SIZE) }
+                unsafe { core::ptr::write_bytes(to.as_ptr(), 0, PAGE_SIZE) };
+                Ok(())
             }
         }
     }
 
-    /// Copies stored bytes `[pos, pos + len)` to userspace (holes read as
-    /// zeroes), bypassing the page cache. Returns the bytes copied.
-    pub(crate) fn read_user(&self, pos: u64, len: usize, w: &mut UserSliceWriter) -> Result<usize> {
+    /// Copies stored bytes `[pos, pos + len)`, clamped to `size` (the file
+    /// size), to userspace (holes read as zeroes), bypassing the page cache.
+    /// Returns the bytes copied; `EIO` for a page that fails its checksum,
+    /// `EINTR` on a fatal signal, unless some bytes were copied before.
+    pub(crate) fn read_user(
+        &self,
+        pos: u64,
+        len: usize,
+        size: u64,
+        w: &mut UserSliceWriter,
+    ) -> Result<usize> {
+        let len = usize::try_from(size.saturating_sub(pos))
+            .unwrap_or(usize::MAX)
+            .min(len);
         let mut buf = KVec::from_elem(0u8, PAGE_SIZE, GFP_KERNEL)?;
         let mut done = 0;
+        let partial = |done: usize, e: Error| if done > 0 { Ok(done) } else { Err(e) };
         while done < len {
+            if done > 0 && (done / PAGE_SIZE) % RESCHED_PAGES == 0 {
+                // SAFETY: Process context, no lock held.
+                if unsafe { crate::helpers::pinwb_fatal_signal_pending() } {
+                    return partial(done, EINTR);
+                }
+                // SAFETY: As above.
+                unsafe { pinwb_cond_resched() };
+            }
             let at = pos + done as u64;
             let index = usize::try_from(at / PAGE_SIZE as u64).map_err(|_| EINVAL)?;
             let off = (at % PAGE_SIZE as u64) as usize;
             let n = (PAGE_SIZE - off).min(len - done);
             {
-                let guard = self.pages.lock();
-                match guard.get(index) {
+                let pages = self.pages.lock();
+                match pages.get(&index) {
+                    Some(sp) if !sp.verify() => {
+                        COUNTERS.csum_errors.add(1, Relaxed);
+                        return partial(done, EIO);
+                    }
                     // SAFETY: `buf` has PAGE_SIZE bytes; `off + n <= PAGE_SIZE`.
                     Some(sp) => unsafe { sp.data.read_raw(buf.as_mut_ptr(), off, n)? },
                     None => buf[..n].fill(0),
                 }
             }
-            w.write_slice(&buf[..n])?;
+            if let Err(e) = w.write_slice(&buf[..n]) {
+                return partial(done, e);
+            }
             done += n;
         }
         Ok(done)
     }
 
-    /// Drops every stored page at or beyond `size` bytes, and zeroes the
-    /// tail of the page that straddles it.
+    /// Drops every stored page at or beyond `size` bytes, holes or not, and
+    /// zeroes the tail of the page that straddles it.
     pub(crate) fn truncate(&self, size: u64) {
-        let first_gone = size.div_ceil(PAGE_SIZE as u64) as usize;
-        let mut guard = self.pages.lock();
-        let mut gone = KVec::new();
-        // No iterator in 7.3's Rust XArray: walk the indices. Stores are as
-        // large as the files of a test filesystem.
-        let mut index = first_gone;
-        while let Some(sp) = guard.remove(index) {
-            // Dropping frees a page; do it outside the spinlock below.
-            if gone.push(sp, GFP_ATOMIC).is_err() {
+        let first_gone = usize::try_from(size.div_ceil(PAGE_SIZE as u64)).unwrap_or(usize::MAX);
+        loop {
+            let mut pages = self.pages.lock();
+            let mut n = 0;
+            {
+                let mut cursor = pages.cursor_lower_bound_mut(&first_gone);
+                while let Some(c) = cursor {
+                    // `remove_current` moves to the previous node after the last one.
+                    if *c.current().0 < first_gone {
+                        break;
+                    }
+                    let (next, node) = c.remove_current();
+                    // Frees the stored page; a mutex may be held while freeing.
+                    drop(node);
+                    n += 1;
+                    cursor = if n < RESCHED_PAGES { next } else { None };
+                }
+            }
+            drop(pages);
+            if n < RESCHED_PAGES {
                 break;
             }
-            index += 1;
+            // SAFETY: Process context, no lock held.
+            unsafe { pinwb_cond_resched() };
         }
         let tail = (size % PAGE_SIZE as u64) as usize;
         if tail != 0 {
-            if let Some(sp) = guard.get_mut(first_gone - 1) {
+            let mut pages = self.pages.lock();
+            if let Some(sp) = pages.get_mut(&(first_gone - 1)) {
+                // A page that already fails its checksum keeps failing it.
+                let good = sp.verify();
                 // SAFETY: `tail < PAGE_SIZE`.
                 let _ = unsafe { sp.data.fill_zero_raw(tail, PAGE_SIZE - tail) };
-                // SAFETY: `sp.data` is our own page, alive while we hold the lock.
-                let map = unsafe { KmapLocal::new(sp.data.as_ptr()) };
-                sp.crc = map.crc();
+                if good {
+                    // SAFETY: `sp.data` is our own page.
+                    sp.crc = unsafe { KmapLocal::new(sp.data.as_ptr()) }.crc();
+                }
             }
         }
-        drop(guard);
-        drop(gone);
+    }
+
+    /// Fault injection (debugfs `corrupt_store`): flips one bit of stored
+    /// page `index`, leaving its checksum, so that the next read fails.
+    /// `ENOENT` if the page is not stored.
+    pub(crate) fn corrupt(&self, index: usize) -> Result {
+        let pages = self.pages.lock();
+        let sp = pages.get(&index).ok_or(ENOENT)?;
+        // SAFETY: Our own page, mapped for the write.
+        let map = unsafe { KmapLocal::new(sp.data.as_ptr()) };
+        // SAFETY: The mapping has PAGE_SIZE bytes.
+        unsafe { *map.as_ptr() ^= 1 };
+        Ok(())
     }
 }
 
 /// Where an IO's data comes from.
 pub(crate) enum Source {
-    /// The folio itself, locked at submission, then under writeback until
-    /// the IO completes.
+    /// The folio itself, under writeback until the IO completes; the IO
+    /// holds a reference on it.
     Folio(*mut bindings::folio),
     /// A private copy of the folio (`bounce`); the folio stays dirty.
     Bounce(Page),
@@ -176,8 +288,9 @@ impl Io {
     ///
     /// # Safety
     ///
-    /// A folio source must be a valid order-0 folio under writeback that the
-    /// caller holds a reference on until [`complete`] ends its writeback.
+    /// A folio source must be a valid order-0 folio under writeback whose
+    /// reference (`folio_get`) the caller hands to the IO: [`Batch::complete`]
+    /// ends its writeback and drops it.
     pub(crate) unsafe fn submit(index: usize, src: Source) -> Self {
         // SAFETY: The source page is valid (caller's guarantee / owned bounce page).
         let crc_at_submit = unsafe { KmapLocal::new(source_page(&src)) }.crc();
@@ -197,47 +310,118 @@ fn source_page(src: &Source) -> *mut bindings::page {
     }
 }
 
-/// Lets the simulated device take `io_delay_us`, then completes every IO:
-/// stores the data, checks it did not change in flight, ends writeback.
-/// Returns the first error.
-pub(crate) fn complete(store: &Store, ino: u64, ios: KVec<Io>) -> Result {
-    if ios.is_empty() {
-        return Ok(());
+/// IO submitted by one writeback and not completed yet: at most
+/// [`IO_BATCH`] folios, in a vector allocated once per `writepages`. Its
+/// owner completes it before dropping it: an IO that is never completed
+/// leaves its folio under writeback for good.
+pub(crate) struct Batch {
+    ios: KVec<Io>,
+}
+
+impl Batch {
+    pub(crate) fn new() -> Result<Self> {
+        Ok(Batch {
+            ios: KVec::with_capacity(IO_BATCH, GFP_KERNEL)?,
+        })
     }
-    let delay = TUNABLES.io_delay_us.load(Relaxed);
-    if delay > 0 {
-        fsleep(Delta::from_micros(delay as i64));
+
+    pub(crate) fn is_full(&self) -> bool {
+        self.ios.len() >= IO_BATCH
     }
-    let mut ret = Ok(());
-    for io in ios {
-        let page = source_page(&io.src);
-        // SAFETY: The source page is valid until this IO ends (`Io::submit`'s contract).
-        let res = unsafe { store.write(io.index, page) };
-        // SAFETY: As above.
-        let crc_now = unsafe { KmapLocal::new(page) }.crc();
-        if crc_now != io.crc_at_submit {
-            let n = COUNTERS.torn_writes.fetch_add(1, Relaxed) + 1;
-            // Rate-limited: the first few, then at powers of two.
-            if n <= 4 || n.is_power_of_two() {
-                pr_info!(
-                    "torn write #{n}: pinwbfs inode {} page {}: data changed under IO \
-                     (crc32c {:#010x} -> {:#010x})\n",
-                    ino,
-                    io.index,
-                    io.crc_at_submit,
-                    crc_now
-                );
+
+    /// Adds a submitted IO. The caller completes the batch first when it is
+    /// full, so this never allocates.
+    pub(crate) fn push(&mut self, io: Io) {
+        if let Err(e) = self.ios.push_within_capacity(io) {
+            // Unreachable while callers complete full batches; never lose an IO.
+            let _ = self.ios.push(e.0, GFP_KERNEL);
+        }
+        let now = self.ios.len() as u64;
+        if now > COUNTERS.io_inflight_peak.load(Relaxed) {
+            COUNTERS.io_inflight_peak.store(now, Relaxed);
+        }
+    }
+
+    /// Lets the simulated device take `io_delay_us`, then completes every
+    /// IO: stores the data, checks it against its checksum, ends writeback.
+    /// A failed store write keeps the folio dirty and is recorded in the
+    /// mapping (`mapping_set_error`: fsync and syncfs report it). Returns
+    /// the first error.
+    ///
+    /// # Safety
+    ///
+    /// `mapping` is the live mapping all the IOs were submitted for.
+    pub(crate) unsafe fn complete(
+        &mut self,
+        store: &Store,
+        mapping: *mut bindings::address_space,
+        ino: u64,
+    ) -> Result {
+        if self.ios.is_empty() {
+            return Ok(());
+        }
+        let delay = TUNABLES.io_delay_us.load(Relaxed);
+        if delay > 0 {
+            // At most `MAX_IO_DELAY_US` (stats.rs): fits an i64.
+            fsleep(Delta::from_micros(delay as i64));
+        }
+        let mut ret = Ok(());
+        for io in self.ios.drain_all() {
+            let index = io.index;
+            let crc = io.crc_at_submit;
+            let res = match io.src {
+                Source::Folio(folio) => {
+                    // SAFETY: The folio is valid and under writeback (`Io::submit`'s contract).
+                    let res = unsafe { store.write_copy(index, source_page(&io.src), crc) };
+                    if let Ok(stored) = res {
+                        if stored != crc {
+                            torn(ino, index, crc, stored);
+                        }
+                    }
+                    // SAFETY: Under writeback since submission, and referenced by the IO; a
+                    // folio under writeback is not truncated, so its mapping is stable.
+                    unsafe {
+                        if res.is_err() {
+                            // The data did not reach the store: keep it dirty for a retry.
+                            bindings::folio_mark_dirty(folio);
+                        }
+                        bindings::folio_end_writeback(folio);
+                        crate::helpers::pinwb_folio_put(folio);
+                    }
+                    res.map(|_| ())
+                }
+                Source::Bounce(page) => store.write_page(index, page, crc),
+            };
+            match res {
+                Ok(()) => {
+                    COUNTERS.folios_written.add(1, Relaxed);
+                }
+                Err(e) => {
+                    COUNTERS.store_errors.add(1, Relaxed);
+                    // SAFETY: `mapping` is live, as the caller guarantees.
+                    unsafe { crate::helpers::pinwb_mapping_set_error(mapping, e.to_errno()) };
+                    if ret.is_ok() {
+                        ret = Err(e);
+                    }
+                }
             }
         }
-        if res.is_ok() {
-            COUNTERS.folios_written.add(1, Relaxed);
-        } else if ret.is_ok() {
-            ret = res;
-        }
-        if let Source::Folio(folio) = io.src {
-            // SAFETY: The folio is under writeback, started at submission, ended once here.
-            unsafe { bindings::folio_end_writeback(folio) };
-        }
+        ret
     }
-    ret
+}
+
+/// Counts and logs (rate-limited) a torn write.
+fn torn(ino: u64, index: usize, crc: u32, stored: u32) {
+    let n = COUNTERS.torn_writes.fetch_add(1, Relaxed) + 1;
+    // The first few, then at powers of two.
+    if n <= 4 || n.is_power_of_two() {
+        pr_info!(
+            "torn write #{n}: pinwbfs inode {} page {}: data changed under IO \
+             (crc32c {:#010x} at submission, {:#010x} stored)\n",
+            ino,
+            index,
+            crc,
+            stored
+        );
+    }
 }

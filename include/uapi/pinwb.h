@@ -12,7 +12,7 @@
 #include <linux/types.h>
 
 /* Bumped on every incompatible change of this header. */
-#define PINWB_ABI_VERSION	3
+#define PINWB_ABI_VERSION	4
 
 /* 0xB9 is unassigned in Documentation/userspace-api/ioctl/ioctl-number.rst. */
 #define PINWB_IOC_MAGIC		0xB9
@@ -73,7 +73,7 @@ struct pinwb_query {
 struct pinwb_page_state {
 	__u64 addr;		/* in */
 	__u32 flags;		/* out: PINWB_PAGE_* */
-	__u32 reserved0;	/* must be zero */
+	__u32 writable;		/* in: must be zero; out: those of pinwb's pins with FOLL_WRITE */
 	__u64 longterm;		/* out: pinwb's FOLL_LONGTERM pins of pages of this folio */
 	__u64 shortterm;	/* out: pinwb's other FOLL_PIN pins of pages of this folio */
 	__u64 reserved[4];	/* must be zero */
@@ -82,18 +82,35 @@ struct pinwb_page_state {
 /*
  * PINWB_IOC_DMA_START / _STOP: a simulated device writing into the pages of a
  * PINWB_PIN_WRITE pin of this file, through kernel mappings, never touching
- * PTEs or dirty bits. Pass n writes bytes [n * bytes_per_pass, ...) of the
- * pinned pages (cyclically), every byte set to (pattern + n) & 0xff; then it
- * sleeps interval_us. It stops on DMA_STOP, unpin, close or rmmod.
+ * PTEs or dirty bits. Pass n (from 0) writes bytes [n * bytes_per_pass, ...)
+ * of the pinned pages (cyclically); then it sleeps interval_us. It stops on
+ * DMA_STOP, unpin, close or rmmod, within one pass whatever the interval.
+ *
+ * Each byte of pass n is (pattern + n) & 0xff; with PINWB_DMA_STAMP64, each
+ * aligned 8-byte word is PINWB_DMA_STAMP(pattern, n) instead (native byte
+ * order), so that a page mixing two passes is always recognised (the byte
+ * pattern repeats every 256 passes).
  */
+#define PINWB_DMA_STAMP64	(1U << 0)
+#define PINWB_DMA_FLAGS		PINWB_DMA_STAMP64
+#define PINWB_DMA_STAMP(pattern, n) \
+	(((__u64)(pattern) << 32) | ((__u64)(n) & 0xffffffffULL))
+/* Longest pause between passes, in microseconds; EINVAL beyond. */
+#define PINWB_DMA_MAX_INTERVAL_US	1000000
+
 struct pinwb_dma {
 	__u32 handle;		/* in */
-	__u32 pattern;		/* in (START): first byte value */
-	__u64 bytes_per_pass;	/* in (START): 0 = every pinned page, each pass */
-	__u64 interval_us;	/* in (START): pause between passes */
+	__u32 pattern;		/* in (START): first byte value, or stamp's high half */
+	__u64 bytes_per_pass;	/* in (START): 0 = every pinned page, each pass;
+				 * a multiple of 8 with PINWB_DMA_STAMP64 */
+	__u64 interval_us;	/* in (START): pause between passes, at most
+				 * PINWB_DMA_MAX_INTERVAL_US; below 10 the writer
+				 * still sleeps 10 (it never spins) */
 	__u64 passes;		/* out (STOP): passes completed */
 	__u64 bytes;		/* out (STOP): bytes written */
-	__u64 reserved[4];	/* must be zero */
+	__u32 flags;		/* in (START): PINWB_DMA_* */
+	__u32 reserved0;	/* must be zero */
+	__u64 reserved[3];	/* must be zero */
 };
 
 /*
