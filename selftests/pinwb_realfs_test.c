@@ -103,7 +103,7 @@ FIXTURE_SETUP(realfs)
 	int ret = rf_up(&self->m, variant->fs);
 
 	if (ret == 1)
-		SKIP(return, "%s not in the guest", rf_fs_desc[variant->fs].tool);
+		SKIP(return, "%s not in the guest", rf_fs_desc[variant->fs].tool ?: "a tool");
 	ASSERT_EQ(0, ret) TH_LOG("mounting %s: %s", rf_fs_desc[variant->fs].name, strerror(-ret));
 	self->up = true;
 	if (rf_fs_desc[variant->fs].pinwbfs && strcmp(self->m.policy, "mainline"))
