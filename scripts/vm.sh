@@ -49,6 +49,11 @@ add_tool() {
 }
 add_tool /usr/sbin/xfs_io
 add_tool /usr/bin/fio
+# The real-filesystem lab (selftests/pinwb_realfs_test): mkfs and dmsetup.
+# mkfs.ext4 is a link to mke2fs, which picks the filesystem by its name.
+for t in /usr/sbin/mkfs.ext4 /usr/sbin/mkfs.xfs /usr/sbin/mkfs.btrfs /usr/sbin/dmsetup; do
+	[ -e "$t" ] && add_tool "$t"
+done
 echo "$mode" > "$stage/etc/pinwb/mode"
 # Environment for the guest's tests (e.g. longer fuzzing on the debug kernel).
 printf '%s\n' ${PINWB_GUEST_ENV:-} > "$stage/etc/pinwb/env"
