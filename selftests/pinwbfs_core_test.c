@@ -778,11 +778,12 @@ static void write_big(struct __test_metadata *_metadata, int fd, size_t bytes, c
  * of PINWB_LARGE_PINNED_MB (1024) long-term pinned under bounce, with at most
  * IO_BATCH (64) folios in flight; no splat (vm.sh scans the log).
  */
-FIXTURE(big) {};
-FIXTURE_SETUP(big) {}
-FIXTURE_TEARDOWN(big) {}
+/* Tests that need more than the harness's 30 s on the debug kernel. */
+FIXTURE(slow) {};
+FIXTURE_SETUP(slow) {}
+FIXTURE_TEARDOWN(slow) {}
 
-TEST_F_TIMEOUT(big, large_files_fsync_in_bounded_batches, 1500)
+TEST_F_TIMEOUT(slow, large_files_fsync_in_bounded_batches, 1500)
 {
 	size_t big = env_mb("PINWB_LARGE_MB", 2048) << 20;
 	size_t pinned = env_mb("PINWB_LARGE_PINNED_MB", 1024) << 20;
@@ -947,19 +948,19 @@ static void shadow_run(struct __test_metadata *_metadata, const char *opts, int 
 	free(buf);
 }
 
-TEST(shadow_model_mainline)
+TEST_F_TIMEOUT(slow, shadow_model_mainline, 300)
 {
 	psz = sysconf(_SC_PAGESIZE);
 	shadow_run(_metadata, "policy=mainline", 1500);
 }
 
-TEST(shadow_model_auto)
+TEST_F_TIMEOUT(slow, shadow_model_auto, 300)
 {
 	psz = sysconf(_SC_PAGESIZE);
 	shadow_run(_metadata, "policy=auto", 1500);
 }
 
-TEST(shadow_model_bounce_mmwb)
+TEST_F_TIMEOUT(slow, shadow_model_bounce_mmwb, 300)
 {
 	psz = sysconf(_SC_PAGESIZE);
 	shadow_run(_metadata, "policy=bounce,mmwb", 1500);
