@@ -111,18 +111,24 @@ impl Tunables {
     }
 }
 
+/// Raises the level `peak` to `now` if `now` is higher (a concurrent
+/// raise may win; the higher value stays).
+pub(crate) fn raise_peak(peak: &Atomic<u64>, now: u64) {
+    let mut seen = peak.load(Relaxed);
+    while now > seen {
+        match peak.cmpxchg(seen, now, Relaxed) {
+            Ok(_) => break,
+            Err(s) => seen = s,
+        }
+    }
+}
+
 impl Counters {
     /// A pin of `pages` pages was made.
     pub(crate) fn pinned(&self, pages: usize) {
         self.pins_active.add(1, Relaxed);
         let now = self.pages_pinned.fetch_add(pages as u64, Relaxed) + pages as u64;
-        let mut peak = self.pages_pinned_peak.load(Relaxed);
-        while now > peak {
-            match self.pages_pinned_peak.cmpxchg(peak, now, Relaxed) {
-                Ok(_) => break,
-                Err(seen) => peak = seen,
-            }
-        }
+        raise_peak(&self.pages_pinned_peak, now);
     }
 
     /// A pin of `pages` pages was released.

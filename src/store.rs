@@ -175,9 +175,11 @@ impl Store {
             .min(len);
         let mut buf = KVec::from_elem(0u8, PAGE_SIZE, GFP_KERNEL)?;
         let mut done = 0;
+        let mut pages = 0;
         let partial = |done: usize, e: Error| if done > 0 { Ok(done) } else { Err(e) };
         while done < len {
-            if done > 0 && (done / PAGE_SIZE) % RESCHED_PAGES == 0 {
+            pages += 1;
+            if pages % RESCHED_PAGES == 0 {
                 // SAFETY: Process context, no lock held.
                 if unsafe { crate::helpers::pinwb_fatal_signal_pending() } {
                     return partial(done, EINTR);
@@ -336,10 +338,7 @@ impl Batch {
             // Unreachable while callers complete full batches; never lose an IO.
             let _ = self.ios.push(e.0, GFP_KERNEL);
         }
-        let now = self.ios.len() as u64;
-        if now > COUNTERS.io_inflight_peak.load(Relaxed) {
-            COUNTERS.io_inflight_peak.store(now, Relaxed);
-        }
+        crate::stats::raise_peak(&COUNTERS.io_inflight_peak, self.ios.len() as u64);
     }
 
     /// Lets the simulated device take `io_delay_us`, then completes every
