@@ -56,6 +56,20 @@ static ino_t ino_of(int fd)
 	return fstat(fd, &st) ? 0 : st.st_ino;
 }
 
+/* Creates @path of @len bytes and maps it shared, read-write; the fd in *@fd. */
+static char *create_mapped(struct __test_metadata *_metadata, const char *path, size_t len,
+			   int *fd)
+{
+	char *map;
+
+	*fd = open(path, O_RDWR | O_CREAT, 0644);
+	ASSERT_LE(0, *fd);
+	ASSERT_EQ(0, ftruncate(*fd, len));
+	map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, *fd, 0);
+	ASSERT_NE(MAP_FAILED, map);
+	return map;
+}
+
 static bool all_bytes(const char *p, size_t n, char c)
 {
 	size_t i;
@@ -383,11 +397,7 @@ TEST(remount_applies_or_refuses)
 	/* What skip does: a pinned dirty folio makes fsync fail. */
 	dev = open(PINWB_DEV, O_RDWR | O_CLOEXEC);
 	ASSERT_LE(0, dev);
-	fd = open(MNT "/r", O_RDWR | O_CREAT, 0644);
-	ASSERT_LE(0, fd);
-	ASSERT_EQ(0, ftruncate(fd, psz));
-	map = mmap(NULL, psz, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	ASSERT_NE(MAP_FAILED, map);
+	map = create_mapped(_metadata, MNT "/r", psz, &fd);
 	h = pinwb_pin_range(dev, map, psz, PINWB_PIN_LONGTERM | PINWB_PIN_WRITE, NULL);
 	ASSERT_LT(0, h);
 	map[0] = 1;
@@ -448,11 +458,7 @@ TEST(wait_holds_no_io_while_it_waits)
 	ASSERT_EQ(0, pinwbfs_mount(MNT, "policy=wait"));
 	dev = open(PINWB_DEV, O_RDWR | O_CLOEXEC);
 	ASSERT_LE(0, dev);
-	fd = open(MNT "/w", O_RDWR | O_CREAT, 0644);
-	ASSERT_LE(0, fd);
-	ASSERT_EQ(0, ftruncate(fd, 4 * psz));
-	map = mmap(NULL, 4 * psz, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	ASSERT_NE(MAP_FAILED, map);
+	map = create_mapped(_metadata, MNT "/w", 4 * psz, &fd);
 	memset(map, 'w', 4 * psz);
 	/* The last page is pinned, so pages 0-2 are submitted before the wait. */
 	h = pinwb_pin_range(dev, map + 3 * psz, psz, PINWB_PIN_WRITE, NULL);
@@ -548,11 +554,7 @@ TEST(wait_notices_a_foreign_release)
 		SKIP(return, "no /sys/kernel/debug/gup_test (CONFIG_GUP_TEST)");
 	ASSERT_EQ(0, pinwb_writeback_knobs(0, 0, 20000));
 	ASSERT_EQ(0, pinwbfs_mount(MNT, "policy=wait"));
-	fd = open(MNT "/g", O_RDWR | O_CREAT, 0644);
-	ASSERT_LE(0, fd);
-	ASSERT_EQ(0, ftruncate(fd, psz));
-	map = mmap(NULL, psz, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	ASSERT_NE(MAP_FAILED, map);
+	map = create_mapped(_metadata, MNT "/g", psz, &fd);
 	map[0] = 1;
 	p.addr = (unsigned long)map;
 	p.size = psz;
@@ -660,11 +662,7 @@ TEST(read_only_pins_are_not_possibly_dirty)
 		ASSERT_EQ(0, pinwbfs_mount(MNT, policies[i]));
 		dev = open(PINWB_DEV, O_RDWR | O_CLOEXEC);
 		ASSERT_LE(0, dev);
-		fd = open(MNT "/ro", O_RDWR | O_CREAT, 0644);
-		ASSERT_LE(0, fd);
-		ASSERT_EQ(0, ftruncate(fd, psz));
-		map = mmap(NULL, psz, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-		ASSERT_NE(MAP_FAILED, map);
+		map = create_mapped(_metadata, MNT "/ro", psz, &fd);
 		h = pinwb_pin_range(dev, map, psz, PINWB_PIN_LONGTERM, NULL);
 		ASSERT_LT(0, h);
 		EXPECT_EQ(0, fsync(fd) ? -errno : 0) TH_LOG("%s, clean", policies[i]);
@@ -730,11 +728,7 @@ TEST(umount_and_unlink_while_pinned)
 	ASSERT_EQ(0, pinwbfs_mount(MNT, "policy=skip"));
 	dev = open(PINWB_DEV, O_RDWR | O_CLOEXEC);
 	ASSERT_LE(0, dev);
-	fd = open(MNT "/u", O_RDWR | O_CREAT, 0644);
-	ASSERT_LE(0, fd);
-	ASSERT_EQ(0, ftruncate(fd, 2 * psz));
-	map = mmap(NULL, 2 * psz, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	ASSERT_NE(MAP_FAILED, map);
+	map = create_mapped(_metadata, MNT "/u", 2 * psz, &fd);
 	memset(map, 'u', 2 * psz);
 	h = pinwb_pin_range(dev, map, 2 * psz, PINWB_PIN_LONGTERM | PINWB_PIN_WRITE, NULL);
 	ASSERT_LT(0, h);
