@@ -76,7 +76,7 @@ bench: module selftests
 
 clean:
 	@[ ! -d build ] || rm -rf build
-	@rm -f src/uapi_generated.rs
+	@rm -f src/uapi_generated.rs src/helpers_generated.rs
 	@find . \( -name '*.o' -o -name '*.ko' -o -name '*.mod' -o -name '*.mod.c' \
 		-o -name '.*.cmd' -o -name '.*.d' -o -name '*.rmeta' \) -delete
 	@rm -f modules.order Module.symvers

@@ -6,7 +6,11 @@
 //! after they are gone.
 
 use crate::{
-    defs, device, flusher, fs, module_parameters,
+    defs,
+    device::{self, DeviceShared},
+    flusher, fs,
+    fs_data::FsShared,
+    module_parameters,
     policy::{Policy, POLICIES},
     stats::{self, COUNTERS, TUNABLES},
     PINWB_VERSION,
@@ -15,7 +19,10 @@ use core::fmt;
 use kernel::{
     debugfs::Scope,
     prelude::*,
-    sync::atomic::{Atomic, Relaxed},
+    sync::{
+        atomic::{Atomic, Relaxed},
+        Arc,
+    },
     uaccess::UserSliceReader,
 };
 
@@ -62,7 +69,7 @@ fn set_u64(v: &Atomic<u64>, r: &mut UserSliceReader, max: u64) -> Result {
 
 /// `corrupt_store`: "<inode number> <page index>" flips a bit of that
 /// stored page (`ENOENT` if there is none).
-fn corrupt_store(r: &mut UserSliceReader) -> Result {
+fn corrupt_store(fs: &FsShared, r: &mut UserSliceReader) -> Result {
     let mut buf = [0u8; 48];
     let s = read_short(r, &mut buf)?;
     let s = s.strip_suffix(b"\n").unwrap_or(s);
@@ -72,7 +79,7 @@ fn corrupt_store(r: &mut UserSliceReader) -> Result {
     };
     let ino = stats::parse_knob(ino, u64::MAX)?;
     let index = usize::try_from(stats::parse_knob(index, u64::MAX)?).map_err(|_| EINVAL)?;
-    fs::corrupt_store(ino, index)
+    fs::corrupt_store(fs, ino, index)
 }
 
 /// What `version` shows.
@@ -86,46 +93,22 @@ impl fmt::Debug for Version {
 
 static VERSION: Version = Version;
 
+/// What the debugfs callbacks reach: the device's and the filesystem's
+/// shared state.
+pub(crate) struct Shared {
+    pub(crate) device: Arc<DeviceShared>,
+    pub(crate) fs: Arc<FsShared>,
+}
+
 /// The debugfs directory; dropping it removes every file.
-pub(crate) type Debugfs = Scope<()>;
+pub(crate) type Debugfs = Scope<Shared>;
 
 /// Creates `/sys/kernel/debug/pinwb/` and its files.
-pub(crate) fn create() -> impl PinInit<Debugfs> {
-    Scope::dir((), c"pinwb", |(), dir| {
-        let c = &COUNTERS;
+pub(crate) fn create(shared: Shared) -> impl PinInit<Debugfs> {
+    Scope::dir(shared, c"pinwb", |shared, dir| {
         dir.read_only_file(c"version", &VERSION);
-        dir.read_only_file(c"pins_active", &c.pins_active);
-        dir.read_only_file(c"pages_pinned", &c.pages_pinned);
-        dir.read_only_file(c"pages_pinned_peak", &c.pages_pinned_peak);
-        dir.read_only_file(c"pin_calls", &c.pin_calls);
-        dir.read_only_file(c"pin_errors", &c.pin_errors);
-        dir.read_only_file(c"unpin_calls", &c.unpin_calls);
-        dir.read_only_file(c"pages_unpinned_dirty", &c.pages_unpinned_dirty);
-        dir.read_callback_file(c"pins", &(), &|&(), f| device::show_pins(f));
-        for (name, counter) in [
-            (c"writepages_none", &c.writepages_none),
-            (c"writepages_all", &c.writepages_all),
-            (c"folios_written", &c.folios_written),
-            (c"pinned_seen", &c.pinned_seen),
-            (c"foreign_seen", &c.foreign_seen),
-            (c"skipped", &c.skipped),
-            (c"waited", &c.waited),
-            (c"wait_ns", &c.wait_ns),
-            (c"wait_timeouts", &c.wait_timeouts),
-            (c"bounced", &c.bounced),
-            (c"bounced_bytes", &c.bounced_bytes),
-            (c"sync_errors", &c.sync_errors),
-            (c"torn_writes", &c.torn_writes),
-            (c"redirtied_pinned", &c.redirtied_pinned),
-            (c"redirtied_mapped", &c.redirtied_mapped),
-            (c"dma_bytes", &c.dma_bytes),
-            (c"csum_errors", &c.csum_errors),
-            (c"store_errors", &c.store_errors),
-            (c"io_inflight_peak", &c.io_inflight_peak),
-            (c"dirty_dropped_at_evict", &c.dirty_dropped_at_evict),
-        ] {
-            dir.read_only_file(name, counter);
-        }
+        COUNTERS.each(|name, counter| dir.read_only_file(name, counter));
+        dir.read_callback_file(c"pins", &shared.device, &|d, f| device::show_pins(d, f));
         let t = &TUNABLES;
         dir.read_write_callback_file(c"io_delay_us", &t.io_delay_us, &show_u64, &|v, r| {
             set_u64(v, r, stats::MAX_IO_DELAY_US)
@@ -158,9 +141,11 @@ pub(crate) fn create() -> impl PinInit<Debugfs> {
             flusher::kick();
             Ok(())
         });
-        dir.write_only_callback_file(c"corrupt_store", &(), &|&(), r: &mut UserSliceReader| {
-            corrupt_store(r)
-        });
+        dir.write_only_callback_file(
+            c"corrupt_store",
+            &shared.fs,
+            &|fs, r: &mut UserSliceReader| corrupt_store(fs, r),
+        );
         // The limits (module parameters, which 7.3's Rust modules cannot show in sysfs).
         dir.read_callback_file(c"max_pages_per_pin", &(), &|&(), f| {
             writeln!(f, "{}", module_parameters::max_pages_per_pin.value())

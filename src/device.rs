@@ -2,13 +2,12 @@
 
 //! `/dev/pinwb`: the misc device, its ioctls, and the pins each open file owns.
 
-use crate::helpers::{
-    pinwb_folio_maybe_dma_pinned, pinwb_folio_test_anon, pinwb_page_folio, pinwb_put_page,
-};
 use crate::{
     defs::{self, pinwb_dma, pinwb_page_state, pinwb_pin, pinwb_query, pinwb_unpin},
     dma::DmaParams,
-    folio_index::INDEX,
+    folio::Folio,
+    folio_index::FolioIndex,
+    helpers::{pinwb_page_folio, pinwb_put_page},
     module_parameters,
     pin::PinRecord,
     request,
@@ -30,38 +29,46 @@ use kernel::{
     xarray::{AllocKind, XArray},
 };
 
-kernel::sync::global_lock! {
-    // SAFETY: Initialised in module init, before the device is registered.
-    unsafe(uninit) static FILES: Mutex<KVVec<Arc<PinwbFile>>> = KVVec::new();
+/// `/dev/pinwb`'s part of the module: the index its pins are counted in,
+/// and the open files (for debugfs `pins`).
+#[pin_data]
+pub(crate) struct DeviceShared {
+    index: Arc<FolioIndex>,
+    #[pin]
+    files: Mutex<KVVec<Arc<PinwbFile>>>,
 }
 
-/// Initialises this file's globals.
-///
-/// # Safety
-///
-/// Must be called once, in module init, before [`register`].
-pub(crate) unsafe fn init() {
-    // SAFETY: Called once before the device exists, as the caller guarantees.
-    unsafe { FILES.init() };
-}
-
-/// Frees this file's globals at module exit.
-///
-/// Statics are not dropped when a module unloads: the list's buffer would
-/// leak (kmemleak saw it). No file is open by then: each holds a reference on
-/// the module.
-pub(crate) fn exit() {
-    let old = core::mem::replace(&mut *FILES.lock(), KVVec::new());
-    drop(old);
-}
-
-/// Registers `/dev/pinwb`.
+/// The registered `/dev/pinwb`, and its shared state.
 ///
 /// The node is created by devtmpfs with its default mode, 0600 (root only):
 /// `struct miscdevice::mode` stays 0 because pinning memory is a privileged
 /// test facility.
-pub(crate) fn register() -> impl PinInit<MiscDeviceRegistration<PinwbFile>, Error> {
-    MiscDeviceRegistration::register(MiscDeviceOptions { name: c"pinwb" })
+#[pin_data]
+pub(crate) struct Device {
+    // Deregistered before `shared` drops: no open can run without it.
+    #[pin]
+    reg: MiscDeviceRegistration<PinwbFile>,
+    shared: Arc<DeviceShared>,
+}
+
+impl DeviceShared {
+    /// No open file yet; pins of pinwbfs folios are counted in `index`.
+    pub(crate) fn new(index: Arc<FolioIndex>) -> impl PinInit<Self> {
+        pin_init!(DeviceShared {
+            index,
+            files <- new_mutex!(KVVec::new()),
+        })
+    }
+}
+
+impl Device {
+    /// Registers `/dev/pinwb`.
+    pub(crate) fn register(shared: Arc<DeviceShared>) -> impl PinInit<Self, Error> {
+        try_pin_init!(Device {
+            shared,
+            reg <- MiscDeviceRegistration::register(MiscDeviceOptions { name: c"pinwb" }),
+        })
+    }
 }
 
 /// The state of one open file of `/dev/pinwb`: its pins, keyed by handle.
@@ -70,6 +77,7 @@ pub(crate) fn register() -> impl PinInit<MiscDeviceRegistration<PinwbFile>, Erro
 /// drops the XArray and with it every pin.
 #[pin_data]
 pub(crate) struct PinwbFile {
+    shared: Arc<DeviceShared>,
     #[pin]
     pins: XArray<Pin<KBox<PinRecord>>>,
     /// Held while a record is taken out of `pins` (UNPIN) and while a
@@ -87,9 +95,14 @@ pub(crate) struct PinwbFile {
 impl MiscDevice for PinwbFile {
     type Ptr = Arc<Self>;
 
-    fn open(_file: &File, _misc: &MiscDeviceRegistration<Self>) -> Result<Arc<Self>> {
+    fn open(_file: &File, misc: &MiscDeviceRegistration<Self>) -> Result<Arc<Self>> {
+        // SAFETY: The only registration of `PinwbFile`s is the `reg` field of a `Device`,
+        // which lives while the device can be opened.
+        let dev =
+            unsafe { &*kernel::container_of!(core::ptr::from_ref(misc).cast_mut(), Device, reg) };
         let me = Arc::pin_init(
             pin_init!(PinwbFile {
+                shared: dev.shared.clone(),
                 pins <- XArray::new(AllocKind::Alloc1),
                 removal <- new_mutex!(()),
                 next_handle: Atomic::new(1),
@@ -97,12 +110,12 @@ impl MiscDevice for PinwbFile {
             }),
             GFP_KERNEL,
         )?;
-        FILES.lock().push(me.clone(), GFP_KERNEL)?;
+        me.shared.files.lock().push(me.clone(), GFP_KERNEL)?;
         Ok(me)
     }
 
     fn release(me: Arc<Self>, _file: &File) {
-        let mut files = FILES.lock();
+        let mut files = me.shared.files.lock();
         if let Some(i) = files.iter().position(|f| Arc::ptr_eq(f, &me)) {
             let _ = files.remove(i);
         }
@@ -130,7 +143,7 @@ impl MiscDevice for PinwbFile {
             }
             defs::PINWB_IOC_PAGE_STATE => {
                 let (r, w) = user.reader_writer();
-                page_state(r, w).map(|()| 0)
+                page_state(&me.shared.index, r, w).map(|()| 0)
             }
             _ => Err(ENOTTY),
         }
@@ -166,9 +179,10 @@ impl PinwbFile {
         args: &mut pinwb_pin,
         w: &mut UserSliceWriter,
     ) -> Result {
-        let record = PinRecord::new(req, args.addr, args.len, args.flags).inspect_err(|_| {
-            self.nr_pins.fetch_sub(1, Relaxed);
-        })?;
+        let record = PinRecord::new(req, args.addr, args.len, args.flags, &self.shared.index)
+            .inspect_err(|_| {
+                self.nr_pins.fetch_sub(1, Relaxed);
+            })?;
         let handle;
         let mut guard = self.pins.lock();
         // A free handle exists: live pins are far fewer than 2^32 - 1 (per-file limit).
@@ -301,13 +315,13 @@ impl PinwbFile {
 }
 
 /// Writes the debugfs `pins` listing: every live pin of every open file.
-pub(crate) fn show_pins(f: &mut fmt::Formatter<'_>) -> fmt::Result {
+pub(crate) fn show_pins(shared: &DeviceShared, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     writeln!(
         f,
         "{:>6} {:>7} {:<16} {:>18} {:>10} {:>8} {:<9} {:>10}",
         "handle", "pid", "comm", "addr", "len", "pages", "kind", "age_ms"
     )?;
-    for file in FILES.lock().iter() {
+    for file in shared.files.lock().iter() {
         file.show(f)?;
     }
     Ok(())
@@ -316,7 +330,7 @@ pub(crate) fn show_pins(f: &mut fmt::Formatter<'_>) -> fmt::Result {
 /// `PINWB_IOC_PAGE_STATE`: what pinwb's index and mm say about the folio at
 /// an address. The page is looked up with a temporary reference (faulting it
 /// in for reading if needed), which does not disturb either answer.
-fn page_state(mut r: UserSliceReader, mut w: UserSliceWriter) -> Result {
+fn page_state(index: &FolioIndex, mut r: UserSliceReader, mut w: UserSliceWriter) -> Result {
     let mut args: pinwb_page_state = r.read()?;
     if args.writable != 0 || args.reserved.iter().any(|&x| x != 0) {
         return Err(EINVAL);
@@ -332,14 +346,14 @@ fn page_state(mut r: UserSliceReader, mut w: UserSliceWriter) -> Result {
             EFAULT
         });
     }
-    // SAFETY: We hold a reference on `page` until the put below.
-    let (pins, dma, anon) = unsafe {
+    // SAFETY: We hold a reference on `page`, and so on its folio, until the put below.
+    let (pins, folio) = unsafe {
         (
-            INDEX.lookup_page(page),
-            pinwb_folio_maybe_dma_pinned(pinwb_page_folio(page)),
-            pinwb_folio_test_anon(pinwb_page_folio(page)),
+            index.lookup_page(page),
+            Folio::from_raw(pinwb_page_folio(page)),
         )
     };
+    let (dma, anon) = (folio.maybe_dma_pinned(), folio.is_anon());
     // SAFETY: Drops the reference taken above.
     unsafe { pinwb_put_page(page) };
     args.flags = if dma { defs::PINWB_PAGE_DMA_PINNED } else { 0 }

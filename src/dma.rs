@@ -10,7 +10,7 @@
 //! spins), and a stop wakes it at once: `DMA_STOP`, unpin, close and rmmod
 //! wait for at most one pass, whatever `interval_us`.
 
-use crate::{defs, helpers::KmapLocal, stats::COUNTERS};
+use crate::{defs, folio::KmapLocal, helpers::cond_resched, stats::COUNTERS};
 use kernel::{
     bindings, new_condvar, new_mutex, new_work,
     page::PAGE_SIZE,
@@ -188,8 +188,7 @@ impl DmaWriter {
             len -= n;
             pages += 1;
             if pages % RESCHED_PAGES == 0 {
-                // SAFETY: Process context (a worker), no lock held.
-                unsafe { crate::helpers::pinwb_cond_resched() };
+                cond_resched();
             }
         }
     }

@@ -6,10 +6,8 @@
 use crate::{
     aops,
     defs::{self, pinwbfs_read_store},
-    fs::{inode_data, sb_info, Ops},
-    helpers::{
-        pinwb_file_readable, pinwb_i_size_read, pinwb_invalidate_lock, pinwb_invalidate_unlock,
-    },
+    fs_data::{Inode, Ops},
+    helpers::{pinwb_file_readable, pinwb_invalidate_lock, pinwb_invalidate_unlock},
 };
 use kernel::{
     bindings,
@@ -63,7 +61,7 @@ unsafe extern "C" fn mmap_prepare(desc: *mut bindings::vm_area_desc) -> c_int {
     unsafe {
         let file = (*desc).file;
         bindings::touch_atime(&raw const (*file).__bindgen_anon_1.f_path);
-        let mmwb = sb_info((*(*file).f_inode).i_sb).mmwb;
+        let mmwb = Inode::from_raw((*file).f_inode).sb_info().mmwb;
         (*desc).vm_ops = if mmwb { &VM_OPS_MKWRITE.0 } else { &VM_OPS.0 };
     }
     0
@@ -84,20 +82,19 @@ unsafe extern "C" fn fsync(
     end: i64,
     _datasync: c_int,
 ) -> c_int {
-    // SAFETY: The VFS passes an open file of ours.
-    unsafe {
-        let inode = (*file).f_inode;
-        if sb_info((*inode).i_sb).mmwb {
-            bindings::file_write_and_wait_range(file, start, end)
-        } else {
-            let ret = aops::sync_mapping(inode, start, end, true, None);
-            let err = bindings::file_check_and_advance_wb_err(file);
-            if ret != 0 {
-                ret
-            } else {
-                err
-            }
-        }
+    // SAFETY: The VFS passes an open regular file of ours, which references its inode.
+    let inode = unsafe { Inode::from_raw((*file).f_inode) };
+    if inode.sb_info().mmwb {
+        // SAFETY: An open file; the kernel's own fsync path.
+        return unsafe { bindings::file_write_and_wait_range(file, start, end) };
+    }
+    let ret = aops::sync_mapping(inode, start, end, true, None);
+    // SAFETY: An open file.
+    let err = unsafe { bindings::file_check_and_advance_wb_err(file) };
+    if ret != 0 {
+        ret
+    } else {
+        err
     }
 }
 
@@ -117,7 +114,7 @@ unsafe extern "C" fn setattr(
             return ret;
         }
         if (*attr).ia_valid & bindings::ATTR_SIZE != 0 {
-            let data = inode_data(inode);
+            let data = Inode::from_raw(inode).data();
             let mapping = (*inode).i_mapping;
             // No fault or read-in may fill a folio from the store between the two steps
             // (they take the invalidate lock shared), and no writeback may store pages
@@ -155,13 +152,12 @@ unsafe extern "C" fn ioctl(file: *mut bindings::file, cmd: c_uint, arg: c_ulong)
         let len = usize::try_from(args.len).map_err(|_| EINVAL)?;
         args.offset.checked_add(args.len).ok_or(EINVAL)?;
         let mut w = UserSlice::new(UserPtr::from_addr(args.buf as usize), len).writer();
-        // SAFETY: The VFS passes an open file of ours.
-        let (data, size) = unsafe {
-            let inode = (*file).f_inode;
-            (inode_data(inode), pinwb_i_size_read(inode))
-        };
-        data.store
-            .read_user(args.offset, len, size.max(0) as u64, &mut w)
+        // SAFETY: The VFS passes an open regular file of ours, which references its inode.
+        let inode = unsafe { Inode::from_raw((*file).f_inode) };
+        inode
+            .data()
+            .store
+            .read_user(args.offset, len, inode.size().max(0) as u64, &mut w)
     })();
     match res {
         Ok(n) => n as c_long,

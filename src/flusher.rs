@@ -10,7 +10,8 @@
 
 use crate::{
     aops,
-    fs::{for_each_inode, for_each_super, sb_info},
+    fs::for_each_super,
+    fs_data::sb_info,
     helpers::{pinwb_init_delayed_work, pinwb_mod_delayed_work, pinwb_queue_delayed_work},
     stats::TUNABLES,
 };
@@ -44,12 +45,12 @@ static FLUSHER: Flusher = Flusher {
 fn flush_all() {
     for_each_super(|sb| {
         // SAFETY: `sb` is a live pinwbfs superblock (`for_each_super` holds its s_umount).
-        if unsafe { sb_info(sb) }.mmwb {
+        let sbi = unsafe { sb_info(sb) };
+        if sbi.mmwb {
             return;
         }
-        for_each_inode(Some(sb), |inode| {
-            // SAFETY: `inode` is a live regular pinwbfs inode (held by `for_each_inode`).
-            unsafe { aops::sync_mapping(inode, 0, i64::MAX, false, None) };
+        sbi.shared.for_each_inode(Some(sb), |inode| {
+            aops::sync_mapping(inode, 0, i64::MAX, false, None);
         });
     });
 }
@@ -96,7 +97,7 @@ unsafe extern "C" fn run(_work: *mut bindings::work_struct) {
 /// Called once, in module init, before [`stop`].
 pub(crate) unsafe fn start() {
     // SAFETY: Called once before any use of the work item.
-    unsafe { pinwb_init_delayed_work(FLUSHER.dwork.get(), run) };
+    unsafe { pinwb_init_delayed_work(FLUSHER.dwork.get(), Some(run)) };
     queue();
     FLUSHER.started.store(true, Release);
 }

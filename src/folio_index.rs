@@ -22,14 +22,19 @@
 //! here as they are to `folio_maybe_dma_pinned()`.
 
 use crate::{
-    helpers::{
-        pinwb_folio_get_private, pinwb_folios_private_add, pinwb_folios_wait_writeback,
-        pinwb_page_folio, pinwb_pages_with_aops,
-    },
+    folio::Folio,
+    helpers::{pinwb_folios_private_add, pinwb_folios_wait_writeback, pinwb_pages_with_aops},
+    policy::Pinned,
     request::Kind,
 };
 use core::ptr::null_mut;
-use kernel::{bindings, bitmap::BitmapVec, ffi::c_long, prelude::*, types::Opaque};
+use kernel::{
+    bindings,
+    bitmap::BitmapVec,
+    new_condvar, new_mutex,
+    prelude::*,
+    sync::{CondVar, CondVarTimeoutResult, Mutex},
+};
 
 /// Each count has 21 bits of `folio->private`: more pins of one order-0
 /// folio than that would overflow its refcount first (each `FOLL_PIN` adds
@@ -89,55 +94,44 @@ pub(crate) struct Indexed {
     bits: Option<BitmapVec>,
 }
 
-/// The index: the counts in pinwbfs folios, and the lock of their updates.
-pub(crate) struct FolioIndex;
-
-kernel::sync::global_lock! {
-    // SAFETY: Initialised in module init, before any pin can be made.
-    unsafe(uninit) static UPDATE: Mutex<()> = ();
+/// The index: the counts in pinwbfs folios, the lock of their updates, and
+/// the wait for pins to go.
+///
+/// One per module, shared (`Arc`) by `/dev/pinwb`'s pins and pinwbfs's
+/// writeback.
+#[pin_data]
+pub(crate) struct FolioIndex {
+    /// Serialises read-modify-writes of `->private`; readers do not lock.
+    /// A waiter holds it while it tests its condition, so that a release
+    /// between the test and the sleep is not missed.
+    #[pin]
+    update: Mutex<()>,
+    /// Notified when a pin of pinwbfs folios was released.
+    #[pin]
+    released: CondVar,
+    /// The `address_space_operations` of pinwbfs mappings: how the
+    /// filesystem tells the index which folios are its own.
+    aops: &'static bindings::address_space_operations,
 }
 
-/// Wait queue of tasks waiting for pins to go (the `wait` policy); woken
-/// whenever a pin is released.
-struct ReleaseWait {
-    wq: Opaque<bindings::wait_queue_head>,
+impl Indexed {
+    /// Whether some page of the pin is a pinwbfs page, counted in the index.
+    pub(crate) fn counted(&self) -> bool {
+        self.bits.is_some()
+    }
 }
-
-// SAFETY: A wait queue head is designed for concurrent use; it is initialised once in
-// `FolioIndex::init` before use.
-unsafe impl Sync for ReleaseWait {}
-
-static RELEASED: ReleaseWait = ReleaseWait {
-    wq: Opaque::uninit(),
-};
-
-/// The one index of the module.
-pub(crate) static INDEX: FolioIndex = FolioIndex;
 
 impl FolioIndex {
-    /// Initialises the index.
-    ///
-    /// # Safety
-    ///
-    /// Must be called exactly once, in module init, before any other method.
-    pub(crate) unsafe fn init(&'static self) {
-        // SAFETY: Called once before any use, as the caller guarantees.
-        unsafe { UPDATE.init() };
-        // SAFETY: `wq` is valid memory for a wait queue head, not yet in use; the name and
-        // the lock class key are static.
-        unsafe {
-            bindings::__init_waitqueue_head(
-                RELEASED.wq.get(),
-                c"pinwb_released".as_char_ptr(),
-                kernel::static_lock_class!().as_ptr(),
-            )
-        };
+    /// An empty index of the folios of mappings with `aops`.
+    pub(crate) fn new(aops: &'static bindings::address_space_operations) -> impl PinInit<Self> {
+        pin_init!(FolioIndex {
+            update <- new_mutex!(()),
+            released <- new_condvar!("pinwb_released"),
+            aops,
+        })
     }
 
     /// Counts the pages of `indexed` in (`delta` 1) or out (-1) of their folios.
-    ///
-    /// A read-modify-write of `->private` must not race with another: `UPDATE`
-    /// serialises updaters; readers see one count or the other.
     fn update(&self, pages: &[*mut bindings::page], indexed: &Indexed, delta: isize) {
         let Some(bits) = &indexed.bits else {
             return;
@@ -145,10 +139,10 @@ impl FolioIndex {
         // The counts cannot over- or underflow: gup refuses far fewer pins than 2^31 per
         // folio, and every removal matches an earlier addition.
         let step = FolioPins::step(indexed.kind, indexed.write) as isize * delta;
-        let _guard = UPDATE.lock();
+        let _guard = self.update.lock();
         // SAFETY: The pages are pinned by the caller; the folios of the pages whose bits are
         // set were pinwbfs folios when counted, and their `->private` stays ours while they
-        // are pinned; `bits` has `pages.len()` bits. `UPDATE` serialises the updates.
+        // are pinned; `bits` has `pages.len()` bits. `update` serialises the updates.
         unsafe { pinwb_folios_private_add(pages.as_ptr(), pages.len(), bits.as_ptr(), step) };
     }
 
@@ -167,16 +161,23 @@ impl FolioIndex {
         if kind == Kind::Get {
             return Ok(indexed);
         }
-        let aops = &raw const crate::aops::AOPS.0;
         let n = pages.len();
         // SAFETY: `pages` are pinned by the caller, so their folios stay; the C scan reads each
         // folio's mapping and its `a_ops` under `rcu_read_lock()`, which keeps a mapping that
         // truncation detaches meanwhile from being freed (inodes are freed after a grace period).
-        let first = unsafe { pinwb_pages_with_aops(pages.as_ptr(), n, 0, aops, null_mut()) };
+        let first = unsafe { pinwb_pages_with_aops(pages.as_ptr(), n, 0, self.aops, null_mut()) };
         if first < n {
             let mut bits = BitmapVec::new(n, GFP_KERNEL)?;
             // SAFETY: As above; `bits` has `n` bits.
-            unsafe { pinwb_pages_with_aops(pages.as_ptr(), n, first, aops, bits.as_mut_ptr()) };
+            unsafe {
+                pinwb_pages_with_aops(
+                    pages.as_ptr(),
+                    n,
+                    first,
+                    self.aops,
+                    bits.as_mut_ptr().cast(),
+                )
+            };
             indexed.bits = Some(bits);
         }
         self.update(pages, &indexed, 1);
@@ -199,15 +200,18 @@ impl FolioIndex {
         self.update(pages, indexed, -1)
     }
 
-    /// pinwb's pins of a pinwbfs folio.
-    ///
-    /// # Safety
-    ///
-    /// The caller holds a reference on `folio`, which belongs to a pinwbfs
-    /// mapping (or did when it was pinned).
-    pub(crate) unsafe fn lookup_folio(&self, folio: *mut bindings::folio) -> FolioPins {
-        // SAFETY: As the caller guarantees: `->private` of a pinwbfs folio is ours.
-        FolioPins::decode(unsafe { pinwb_folio_get_private(folio) } as usize)
+    /// The pages of a pin of pinwbfs folios were given back: wakes every
+    /// task in [`FolioIndex::wait_until`].
+    pub(crate) fn released(&self) {
+        // A waiter tests its condition under `update` and sleeps before releasing it: taking
+        // it here orders this wakeup after any test that saw the pages still pinned.
+        drop(self.update.lock());
+        self.released.notify_all();
+    }
+
+    /// pinwb's pins of a pinwbfs folio, as `->private` counts them.
+    pub(crate) fn lookup_folio(&self, folio: &Folio) -> FolioPins {
+        FolioPins::decode(folio.private())
     }
 
     /// pinwb's pins of the folio that holds `page`: none unless it is a
@@ -217,84 +221,81 @@ impl FolioIndex {
     ///
     /// `page` must be a valid page that the caller holds a reference on.
     pub(crate) unsafe fn lookup_page(&self, page: *mut bindings::page) -> FolioPins {
-        let aops = &raw const crate::aops::AOPS.0;
-        // SAFETY: As the caller guarantees; a folio is checked to be pinwbfs's before its
-        // `->private` is read.
-        unsafe {
-            if pinwb_pages_with_aops(&page, 1, 0, aops, null_mut()) != 0 {
-                return FolioPins::default();
+        // SAFETY: As the caller guarantees: the C scan reads the folio's mapping under RCU.
+        if unsafe { pinwb_pages_with_aops(&page, 1, 0, self.aops, null_mut()) } != 0 {
+            return FolioPins::default();
+        }
+        // SAFETY: The page, and so its folio, is referenced by the caller.
+        let folio = unsafe { Folio::from_raw(crate::helpers::pinwb_page_folio(page)) };
+        self.lookup_folio(folio)
+    }
+
+    /// Who pins `folio`, a pinwbfs folio, as far as writeback can tell:
+    /// pinwb's counts, and whether it has more `FOLL_PIN` pins than pinwb's
+    /// (someone else's, which dominate every pinwb kind but a long-term pin
+    /// for writing). A folio with a long-term pin and a pin for writing
+    /// counts as long-term pinned for writing even if those are two pins.
+    pub(crate) fn classify(&self, folio: &Folio) -> Pinned {
+        if !folio.maybe_dma_pinned() {
+            return Pinned::No;
+        }
+        let pins = self.lookup_folio(folio);
+        let foreign = folio.dma_pins() > pins.total();
+        if pins.longterm > 0 && pins.writable > 0 {
+            Pinned::LongTerm
+        } else if foreign || pins.total() == 0 {
+            Pinned::Foreign
+        } else if pins.writable > 0 {
+            Pinned::ShortTerm
+        } else {
+            Pinned::ReadOnly
+        }
+    }
+
+    /// Sleeps interruptibly until `cond()` holds, re-checking it whenever a
+    /// pin is released and at least every [`MAX_POLL_MS`], for at most
+    /// `timeout_jiffies` (none at all unless `sleep`). `ETIMEDOUT` when the
+    /// time runs out, `EINTR` on a signal.
+    pub(crate) fn wait_until(
+        &self,
+        mut cond: impl FnMut() -> bool,
+        timeout_jiffies: i64,
+        sleep: bool,
+    ) -> Result {
+        let mut left = if sleep { timeout_jiffies.max(1) } else { 0 };
+        let max_poll = kernel::time::msecs_to_jiffies(MAX_POLL_MS) as i64;
+        let mut poll = 1i64;
+        let mut guard = self.update.lock();
+        loop {
+            if cond() {
+                return Ok(());
             }
-            self.lookup_folio(pinwb_page_folio(page))
+            if left <= 0 {
+                return Err(ETIMEDOUT);
+            }
+            let nap = left.min(poll);
+            let rest = match self
+                .released
+                .wait_interruptible_timeout(&mut guard, nap as kernel::time::Jiffies)
+            {
+                CondVarTimeoutResult::Signal { .. } => return Err(EINTR),
+                CondVarTimeoutResult::Timeout => 0,
+                CondVarTimeoutResult::Woken { jiffies } => jiffies as i64,
+            };
+            left -= nap - rest;
+            poll = (poll * 2).min(max_poll);
         }
     }
 }
 
-/// Wakes every task in [`wait_until`]: some pin was released.
-pub(crate) fn notify_released() {
-    // SAFETY: The wait queue head was initialised in `FolioIndex::init`.
-    unsafe {
-        bindings::__wake_up(
-            RELEASED.wq.get(),
-            bindings::TASK_NORMAL,
-            0,
-            core::ptr::null_mut(),
-        )
-    };
-}
-
 /// Longest sleep between two checks of the condition, in milliseconds.
 ///
-/// pinwb's own unpins wake waiters at once ([`notify_released`]); nobody
-/// tells pinwb when someone else's pin (io_uring, RDMA, O_DIRECT) goes, so a
-/// waiter also polls: after 1 ms, then 2, 4, 8 and every 16 ms. A foreign
-/// release is noticed within 16 ms (at most 31 ms in the first 31 ms of a
-/// wait), at a cost of about 60 wakeups a second per waiter.
+/// pinwb's own unpins wake waiters at once ([`FolioIndex::released`]);
+/// nobody tells pinwb when someone else's pin (io_uring, RDMA, O_DIRECT)
+/// goes, so a waiter also polls: after 1 ms, then 2, 4, 8 and every 16 ms.
+/// A foreign release is noticed within 16 ms (at most 31 ms in the first
+/// 31 ms of a wait), at a cost of about 60 wakeups a second per waiter.
 pub(crate) const MAX_POLL_MS: u32 = 16;
-
-/// Sleeps interruptibly until `cond()` holds, re-checking it whenever a pin
-/// is released and at least every [`MAX_POLL_MS`], for at most
-/// `timeout_jiffies` (none at all unless `sleep`). `ETIMEDOUT` when the time
-/// runs out, `EINTR` on a signal.
-pub(crate) fn wait_until(
-    mut cond: impl FnMut() -> bool,
-    timeout_jiffies: i64,
-    sleep: bool,
-) -> Result {
-    let mut left = if sleep { timeout_jiffies.max(1) } else { 0 };
-    let max_poll = kernel::time::msecs_to_jiffies(MAX_POLL_MS) as i64;
-    let mut poll = 1i64;
-    let mut entry = core::mem::MaybeUninit::<bindings::wait_queue_entry>::zeroed();
-    // SAFETY: `entry` is valid memory for a wait queue entry.
-    unsafe { bindings::init_wait_entry(entry.as_mut_ptr(), 0) };
-    let ret = loop {
-        // SAFETY: Queue and entry are initialised; the entry lives on this stack frame until
-        // `finish_wait` below. Preparing before testing `cond` closes the race with a wakeup.
-        let sig = unsafe {
-            bindings::prepare_to_wait_event(
-                RELEASED.wq.get(),
-                entry.as_mut_ptr(),
-                bindings::TASK_INTERRUPTIBLE as i32,
-            )
-        };
-        if cond() {
-            break Ok(());
-        }
-        if sig != 0 {
-            break Err(EINTR);
-        }
-        if left <= 0 {
-            break Err(ETIMEDOUT);
-        }
-        let nap = left.min(poll);
-        // SAFETY: We are in TASK_INTERRUPTIBLE on the queue; a plain sleep.
-        let rest = unsafe { bindings::schedule_timeout(nap as c_long) } as i64;
-        left -= nap - rest;
-        poll = (poll * 2).min(max_poll);
-    };
-    // SAFETY: Takes the entry off the queue if a wakeup did not already.
-    unsafe { bindings::finish_wait(RELEASED.wq.get(), entry.as_mut_ptr()) };
-    ret
-}
 
 #[kunit_tests(pinwb_folio_index)]
 mod tests {

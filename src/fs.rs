@@ -17,9 +17,13 @@
 
 use crate::{
     aops, file,
-    helpers::{pinwb_mapping_count_dirty, pinwb_mapping_set_stable_writes},
+    fs_data::{sb_info, FsShared, InodeData, InodePtr, Ops, SbInfo, POLICY_OF_KNOB},
+    helpers::{
+        pinwb_mapping_count_dirty, pinwb_mapping_set_stable_writes, pinwbfs_init_fs_context,
+        pinwbfs_show_options,
+    },
     policy::{Policy, POLICY_NAMES},
-    stats::{COUNTERS, TUNABLES},
+    stats::COUNTERS,
     store::Store,
 };
 use core::ptr;
@@ -31,7 +35,7 @@ use kernel::{
     str::CStr,
     sync::{
         atomic::{Acquire, Atomic, Relaxed, Release},
-        Mutex,
+        Arc,
     },
     types::Opaque,
 };
@@ -39,115 +43,11 @@ use kernel::{
 /// `fs/ramfs`'s magic is taken; this one spells "PWBF".
 const PINWBFS_MAGIC: usize = 0x5057_4246;
 
-/// `SbInfo::policy` when no `policy=` was given: follow the debugfs knob.
-const POLICY_OF_KNOB: u32 = u32::MAX;
-
-/// Mount options of one superblock (`sb->s_fs_info`), or of a mount or
-/// remount request being parsed.
-pub(crate) struct SbInfo {
-    /// `policy=` as a [`Policy`] number, or [`POLICY_OF_KNOB`]; changed by
-    /// a remount while writeback may read it.
-    policy: Atomic<u32>,
-    /// `mmwb`: writeback-capable bdi, `page_mkwrite`, kernel-driven writeback.
-    pub(crate) mmwb: bool,
-}
-
-impl SbInfo {
-    fn policy(&self) -> Option<Policy> {
-        Policy::from_u32(self.policy.load(Relaxed))
-    }
-}
-
-/// What pinwbfs keeps per regular file (`inode->i_private`).
-#[pin_data]
-pub(crate) struct InodeData {
-    #[pin]
-    pub(crate) store: Store,
-    /// Serialises writepages, truncation and store updates of one file.
-    #[pin]
-    pub(crate) wb_lock: Mutex<()>,
-}
-
-/// The superblock's options.
-///
-/// # Safety
-///
-/// `sb` must be a live pinwbfs superblock.
-pub(crate) unsafe fn sb_info<'a>(sb: *mut bindings::super_block) -> &'a SbInfo {
-    // SAFETY: `s_fs_info` of a pinwbfs superblock is a `KBox<SbInfo>` set at mount (by
-    // `sget_fc`) and freed in `kill_sb`, after the last use.
-    unsafe { &*(*sb).s_fs_info.cast::<SbInfo>() }
-}
-
-/// The policy in force for files of `sb`.
-///
-/// # Safety
-///
-/// `sb` must be a live pinwbfs superblock.
-pub(crate) unsafe fn policy_of(sb: *mut bindings::super_block) -> Policy {
-    // SAFETY: As the caller guarantees.
-    unsafe { sb_info(sb) }
-        .policy()
-        .unwrap_or_else(|| TUNABLES.policy())
-}
-
-/// pinwbfs's data of a regular file.
-///
-/// # Safety
-///
-/// `inode` must be a live regular pinwbfs inode.
-pub(crate) unsafe fn inode_data<'a>(inode: *mut bindings::inode) -> &'a InodeData {
-    // SAFETY: Regular pinwbfs inodes get an `InodeData` in `i_private` at creation, freed in
-    // `evict_inode`, after the last use.
-    unsafe { &*(*inode).i_private.cast::<InodeData>() }
-}
-
-// --- the registry of regular files (for syncfs and the flusher) -------------
-
-/// A regular pinwbfs inode, registered from creation to eviction.
-struct InodePtr(*mut bindings::inode);
-
-// SAFETY: Only used under `INODES`'s lock, and with a reference from `igrab`.
-unsafe impl Send for InodePtr {}
-
-kernel::sync::global_lock! {
-    // SAFETY: Initialised in module init, before the filesystem is registered.
-    unsafe(uninit) static INODES: Mutex<KVVec<InodePtr>> = KVVec::new();
-}
-
-/// Calls `f` on every regular pinwbfs inode (of `sb`, if given), each held
-/// with `igrab` while `f` runs, outside the registry lock.
-pub(crate) fn for_each_inode(
-    sb: Option<*mut bindings::super_block>,
-    mut f: impl FnMut(*mut bindings::inode),
-) {
-    let mut held = KVVec::new();
-    {
-        let list = INODES.lock();
-        for p in list.iter() {
-            // SAFETY: Registered inodes are valid until they leave the registry in
-            // `evict_inode`, which takes the lock; `igrab` fails for one being evicted.
-            unsafe {
-                if sb.is_some_and(|sb| (*p.0).i_sb != sb) {
-                    continue;
-                }
-                let inode = bindings::igrab(p.0);
-                if !inode.is_null() && held.push(InodePtr(inode), GFP_KERNEL).is_err() {
-                    bindings::iput(inode);
-                }
-            }
-        }
-    }
-    for p in held {
-        f(p.0);
-        // SAFETY: Drops the reference taken by `igrab`.
-        unsafe { bindings::iput(p.0) };
-    }
-}
-
 // --- the filesystem type ------------------------------------------------------
 
 /// The registered type, for [`for_each_super`]; null when not registered.
+/// Global because the flusher's work item has no other way to it (its
+/// callback gets only its own `work_struct`).
 static FS_TYPE: Atomic<*mut bindings::file_system_type> = Atomic::new(ptr::null_mut());
 
 /// Calls `f` on every live pinwbfs superblock with its `s_umount` held
@@ -173,11 +73,13 @@ pub(crate) fn for_each_super(f: fn(*mut bindings::super_block)) {
     }
 }
 
-/// The registered `file_system_type`; unregistered on drop.
+/// The registered `file_system_type`, and pinwbfs's shared state; the type
+/// is unregistered on drop.
 #[pin_data(PinnedDrop)]
 pub(crate) struct Registration {
     #[pin]
     fs_type: Opaque<bindings::file_system_type>,
+    shared: Arc<FsShared>,
 }
 
 // SAFETY: The VFS owns the registered type's mutable parts; we only pass its address.
@@ -185,20 +87,14 @@ unsafe impl Send for Registration {}
 // SAFETY: As above.
 unsafe impl Sync for Registration {}
 
-extern "C" {
-    fn pinwbfs_init_fs_context(fc: *mut bindings::fs_context) -> c_int;
-}
-
 impl Registration {
-    /// Registers pinwbfs.
-    ///
-    /// # Safety
-    ///
-    /// Called once, from module init.
-    pub(crate) unsafe fn new(module: &'static ThisModule) -> impl PinInit<Self, Error> {
-        // SAFETY: Called once, before any inode exists.
-        unsafe { INODES.init() };
+    /// Registers pinwbfs, with its shared state.
+    pub(crate) fn new(
+        module: &'static ThisModule,
+        shared: Arc<FsShared>,
+    ) -> impl PinInit<Self, Error> {
         try_pin_init!(Self {
+            shared,
             fs_type <- Opaque::try_ffi_init(move |slot: *mut bindings::file_system_type| {
                 // SAFETY: `slot` is valid for a write; every field not set is zero, as for a
                 // static `struct file_system_type` in C.
@@ -225,18 +121,27 @@ impl PinnedDrop for Registration {
         FS_TYPE.store(ptr::null_mut(), Release);
         // SAFETY: Registered in `new`. No pinwbfs is mounted: a mount holds a module reference.
         unsafe { bindings::unregister_filesystem(self.fs_type.get()) };
-        // Statics are not dropped at module exit: free the registry's (empty) buffer.
-        let old = core::mem::replace(&mut *INODES.lock(), KVVec::new());
-        drop(old);
     }
 }
 
+/// A new `SbInfo` for a mount or remount request of `fs_type`.
+///
+/// # Safety
+///
+/// `fs_type` is pinwbfs's registered type (`fc->fs_type` of one of its
+/// requests).
 #[no_mangle]
-extern "C" fn pinwbfs_alloc_fs_info() -> *mut c_void {
+unsafe extern "C" fn pinwbfs_alloc_fs_info(
+    fs_type: *mut bindings::file_system_type,
+) -> *mut c_void {
+    // SAFETY: pinwbfs's only `file_system_type` is the `fs_type` field of a `Registration`,
+    // which outlives every request (a request holds a reference on the module).
+    let reg = unsafe { &*kernel::container_of!(Opaque::cast_from(fs_type), Registration, fs_type) };
     match KBox::new(
         SbInfo {
             policy: Atomic::new(POLICY_OF_KNOB),
             mmwb: false,
+            shared: reg.shared.clone(),
         },
         GFP_KERNEL,
     ) {
@@ -325,7 +230,7 @@ unsafe extern "C" fn pinwbfs_reconfigure(
 #[no_mangle]
 unsafe extern "C" fn pinwbfs_policy_of_mount(sb: *mut bindings::super_block) -> *const c_char {
     // SAFETY: As the caller guarantees.
-    match unsafe { sb_info(sb) }.policy() {
+    match unsafe { sb_info(sb) }.mount_policy() {
         Some(p) => p.c_name().as_char_ptr(),
         None => ptr::null(),
     }
@@ -393,34 +298,6 @@ unsafe extern "C" fn kill_sb(sb: *mut bindings::super_block) {
 }
 
 // --- superblock and inodes ------------------------------------------------------
-
-/// An operations table in a `static`: the kernel only reads it.
-pub(crate) struct Ops<T>(pub(crate) T);
-
-/// `Sync` for the operations tables pinwbfs defines, and only those.
-macro_rules! ops_are_sync {
-    ($($t:ty),*) => {$(
-        // SAFETY: An operations table of this type holds only function pointers and
-        // pointers to other immutable statics (the owner module, names); pinwbfs's tables are
-        // `static`s that nothing writes after compilation, so sharing them is sharing
-        // immutable data.
-        unsafe impl Sync for Ops<$t> {}
-    )*};
-}
-ops_are_sync!(
-    bindings::address_space_operations,
-    bindings::super_operations,
-    bindings::inode_operations,
-    bindings::file_operations,
-    bindings::vm_operations_struct
-);
-
-// `struct seq_file` and `struct dentry` contain empty structs on this configuration, which
-// the lint flags; bindgen allows it the same way for the kernel's own declarations.
-#[allow(improper_ctypes)]
-extern "C" {
-    fn pinwbfs_show_options(m: *mut bindings::seq_file, root: *mut bindings::dentry) -> c_int;
-}
 
 static SUPER_OPS: Ops<bindings::super_operations> = Ops(bindings::super_operations {
     statfs: Some(bindings::simple_statfs),
@@ -495,7 +372,14 @@ unsafe fn new_inode(
                 bindings::__insert_inode_hash(inode, (*inode).i_ino);
             }
         }
-        if INODES.lock().push(InodePtr(inode), GFP_KERNEL).is_err() {
+        // SAFETY: `sb` is a live pinwbfs superblock.
+        let shared = &unsafe { sb_info(sb) }.shared;
+        if shared
+            .inodes
+            .lock()
+            .push(InodePtr(inode), GFP_KERNEL)
+            .is_err()
+        {
             // SAFETY: The inode is not published; `iput` evicts it and frees `raw`.
             unsafe { bindings::iput(inode) };
             return Err(ENOMEM);
@@ -520,7 +404,7 @@ unsafe extern "C" fn evict_inode(inode: *mut bindings::inode) {
         bindings::clear_inode(inode);
         let data = (*inode).i_private.cast::<InodeData>();
         if !data.is_null() {
-            let mut list = INODES.lock();
+            let mut list = sb_info((*inode).i_sb).shared.inodes.lock();
             if let Some(i) = list.iter().position(|p| p.0 == inode) {
                 let _ = list.remove(i);
             }
@@ -541,9 +425,10 @@ unsafe extern "C" fn evict_inode(inode: *mut bindings::inode) {
 unsafe extern "C" fn sync_fs(sb: *mut bindings::super_block, wait: c_int) -> c_int {
     let mut ret = 0;
     let deadline = aops::sync_deadline();
-    for_each_inode(Some(sb), |inode| {
-        // SAFETY: `inode` is a live regular pinwbfs inode (held by `for_each_inode`).
-        let r = unsafe { aops::sync_mapping(inode, 0, i64::MAX, wait != 0, Some(deadline)) };
+    // SAFETY: The VFS passes a live pinwbfs superblock.
+    let shared = &unsafe { sb_info(sb) }.shared;
+    shared.for_each_inode(Some(sb), |inode| {
+        let r = aops::sync_mapping(inode, 0, i64::MAX, wait != 0, Some(deadline));
         if ret == 0 {
             ret = r;
         }
@@ -567,14 +452,11 @@ static DIR_IOPS: Ops<bindings::inode_operations> = Ops(bindings::inode_operation
 /// Fault injection (debugfs `corrupt_store`): flips a bit of stored page
 /// `index` of the regular file with inode number `ino`, on any mount.
 /// `ENOENT` if there is no such file or page.
-pub(crate) fn corrupt_store(ino: u64, index: usize) -> Result {
+pub(crate) fn corrupt_store(shared: &FsShared, ino: u64, index: usize) -> Result {
     let mut ret = Err(ENOENT);
-    for_each_inode(None, |inode| {
-        // SAFETY: `inode` is a live regular pinwbfs inode (held by `for_each_inode`).
-        unsafe {
-            if (*inode).i_ino == ino {
-                ret = inode_data(inode).store.corrupt(index);
-            }
+    shared.for_each_inode(None, |inode| {
+        if inode.ino() == ino {
+            ret = inode.data().store.corrupt(index);
         }
     });
     ret

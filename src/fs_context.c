@@ -74,7 +74,7 @@ static const struct fs_context_operations pinwbfs_context_ops = {
 
 int pinwbfs_init_fs_context(struct fs_context *fc)
 {
-	void *fsi = pinwbfs_alloc_fs_info();
+	void *fsi = pinwbfs_alloc_fs_info(fc->fs_type);
 
 	if (!fsi)
 		return -ENOMEM;

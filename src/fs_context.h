@@ -15,7 +15,8 @@ int pinwbfs_init_fs_context(struct fs_context *fc);
 int pinwbfs_show_options(struct seq_file *m, struct dentry *root);
 
 /* In Rust (src/fs.rs). */
-void *pinwbfs_alloc_fs_info(void);
+struct file_system_type;
+void *pinwbfs_alloc_fs_info(struct file_system_type *fs_type);
 void pinwbfs_free_fs_info(void *fsi);
 int pinwbfs_parse_option(void *fsi, const char *key, const char *value);
 int pinwbfs_fill_super(struct super_block *sb);

@@ -29,10 +29,6 @@ unsigned long pinwb_rlimit_memlock(void)
 	return rlimit(RLIMIT_MEMLOCK);
 }
 
-struct page *pinwb_folio_page(struct folio *folio)
-{
-	return folio_page(folio, 0);
-}
 
 /*
  * A scan rather than a per-page wrapper: it runs over every page of every
@@ -41,7 +37,7 @@ struct page *pinwb_folio_page(struct folio *folio)
  * pinning anonymous memory 10-15 % dearer than gup_test's, and a call per
  * pinwbfs page plus marking it from Rust, pinwbfs memory 30 % dearer).
  */
-size_t pinwb_pages_with_aops(struct page **pages, size_t n, size_t from,
+size_t pinwb_pages_with_aops(struct page *const *pages, size_t n, size_t from,
 			     const struct address_space_operations *aops, unsigned long *bits)
 {
 	size_t first = n;
@@ -75,7 +71,7 @@ size_t pinwb_pages_with_aops(struct page **pages, size_t n, size_t from,
  * as above: three calls per page, twice per pin, cost pins of pinwbfs memory
  * a third of gup_test's time again.
  */
-void pinwb_folios_private_add(struct page **pages, size_t n, const unsigned long *bits,
+void pinwb_folios_private_add(struct page *const *pages, size_t n, const unsigned long *bits,
 			      long delta)
 {
 	unsigned long i;
@@ -91,7 +87,7 @@ void pinwb_folios_private_add(struct page **pages, size_t n, const unsigned long
  * The per-page part of making a new pin of pinwbfs folios wait for writeback
  * in flight (src/folio_index.rs explains why), as one scan.
  */
-void pinwb_folios_wait_writeback(struct page **pages, size_t n, const unsigned long *bits)
+void pinwb_folios_wait_writeback(struct page *const *pages, size_t n, const unsigned long *bits)
 {
 	unsigned long i;
 
@@ -109,20 +105,8 @@ struct folio *pinwb_page_folio(struct page *page)
 	return page_folio(page);
 }
 
-void *pinwb_folio_get_private(struct folio *folio)
-{
-	return folio_get_private(folio);
-}
 
-struct address_space *pinwb_folio_mapping(struct folio *folio)
-{
-	return folio->mapping;
-}
 
-unsigned long pinwb_folio_index(struct folio *folio)
-{
-	return folio->index;
-}
 
 /*
  * What any writeback path can know about pins: FOLL_PIN only; plain
@@ -185,30 +169,14 @@ void pinwb_folio_start_writeback(struct folio *folio)
 	folio_start_writeback(folio);
 }
 
-void pinwb_folio_batch_init(struct folio_batch *fbatch)
-{
-	folio_batch_init(fbatch);
-}
 
-unsigned int pinwb_folio_batch_count(struct folio_batch *fbatch)
-{
-	return folio_batch_count(fbatch);
-}
 
-struct folio *pinwb_folio_batch_get(struct folio_batch *fbatch, unsigned int i)
-{
-	return fbatch->folios[i];
-}
 
 void pinwb_folio_batch_release(struct folio_batch *fbatch)
 {
 	folio_batch_release(fbatch);
 }
 
-struct folio *pinwb_write_begin_get_folio(struct address_space *mapping, unsigned long index)
-{
-	return __filemap_get_folio(mapping, index, FGP_WRITEBEGIN, mapping_gfp_mask(mapping));
-}
 
 void pinwb_init_delayed_work(struct delayed_work *dwork, void (*func)(struct work_struct *))
 {
@@ -289,3 +257,10 @@ void pinwb_i_size_write(struct inode *inode, loff_t size)
 	i_size_write(inode, size);
 }
 
+
+/* write_begin_get_folio(): FGP_WRITEBEGIN, plus IOCB_DONTCACHE and the order hint. */
+struct folio *pinwb_write_begin_get_folio(const struct kiocb *iocb, struct address_space *mapping,
+					  unsigned long index, size_t len)
+{
+	return write_begin_get_folio(iocb, mapping, index, len);
+}

@@ -1,7 +1,14 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * C wrappers for static inline functions and macros that Rust cannot call
- * through kernel::bindings. Nothing else belongs here.
+ * through kernel::bindings. Nothing else belongs here: plain field reads are
+ * done in Rust (src/folio.rs). The Rust declarations are generated from this
+ * header by bindgen (Kbuild: src/helpers_generated.rs), so they cannot drift
+ * from the C ones.
+ *
+ * The delayed-work calls stay in C: 7.3's kernel::workqueue can neither
+ * cancel nor re-arm a DelayedWork (a cancelled item would leak the Arc it
+ * owns), and the flusher needs both (src/flusher.rs).
  */
 #ifndef PINWB_HELPERS_H
 #define PINWB_HELPERS_H
@@ -19,11 +26,7 @@ void pinwb_put_page(struct page *page);
 unsigned long pinwb_rlimit_memlock(void);
 
 /* folios */
-struct page *pinwb_folio_page(struct folio *folio);
 struct folio *pinwb_page_folio(struct page *page);
-void *pinwb_folio_get_private(struct folio *folio);
-struct address_space *pinwb_folio_mapping(struct folio *folio);
-unsigned long pinwb_folio_index(struct folio *folio);
 bool pinwb_folio_maybe_dma_pinned(struct folio *folio);
 void pinwb_folio_lock(struct folio *folio);
 bool pinwb_folio_test_uptodate(struct folio *folio);
@@ -39,24 +42,22 @@ void pinwb_folio_start_writeback(struct folio *folio);
  * Pages of pages[from..n) whose folio belongs to a mapping with @aops: the
  * first one's index (or n), and, if @bits is not NULL, each marked in it.
  */
-size_t pinwb_pages_with_aops(struct page **pages, size_t n, size_t from,
+size_t pinwb_pages_with_aops(struct page *const *pages, size_t n, size_t from,
 			     const struct address_space_operations *aops, unsigned long *bits);
 
 /* Adds @delta to ->private of the folio of every page whose bit is set. */
-void pinwb_folios_private_add(struct page **pages, size_t n, const unsigned long *bits,
+void pinwb_folios_private_add(struct page *const *pages, size_t n, const unsigned long *bits,
 			      long delta);
 
 /* For the folio of every page whose bit is set: lock, wait for writeback, unlock. */
-void pinwb_folios_wait_writeback(struct page **pages, size_t n, const unsigned long *bits);
+void pinwb_folios_wait_writeback(struct page *const *pages, size_t n, const unsigned long *bits);
 
 /* folio batches */
-void pinwb_folio_batch_init(struct folio_batch *fbatch);
-unsigned int pinwb_folio_batch_count(struct folio_batch *fbatch);
-struct folio *pinwb_folio_batch_get(struct folio_batch *fbatch, unsigned int i);
 void pinwb_folio_batch_release(struct folio_batch *fbatch);
 
-/* __filemap_get_folio(mapping, index, FGP_WRITEBEGIN, mapping_gfp_mask(mapping)) */
-struct folio *pinwb_write_begin_get_folio(struct address_space *mapping, unsigned long index);
+struct kiocb;
+struct folio *pinwb_write_begin_get_folio(const struct kiocb *iocb, struct address_space *mapping,
+					  unsigned long index, size_t len);
 
 /* workqueues */
 struct delayed_work;

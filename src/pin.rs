@@ -7,7 +7,7 @@ use crate::helpers::{pinwb_put_page, pinwb_rlimit_memlock};
 use crate::{
     defs::PINWB_PIN_WRITE,
     dma::{DmaParams, DmaWriter},
-    folio_index::{Indexed, INDEX},
+    folio_index::{FolioIndex, Indexed},
     request::{Kind, PinRequest},
     stats::COUNTERS,
 };
@@ -86,6 +86,7 @@ impl Drop for Charge {
 /// reference for [`Kind::Get`]. If `indexed` is set, its pages are counted
 /// in the folio index and in `COUNTERS` (`pins_active`, `pages_pinned`).
 struct HeldPages {
+    index: Arc<FolioIndex>,
     pages: KVVec<*mut bindings::page>,
     kind: Kind,
     dirty: bool,
@@ -104,7 +105,7 @@ impl HeldPages {
     /// Records the pages in the folio index and the counters (undone by
     /// [`HeldPages::release`], whatever happens to the pin record).
     fn index(&mut self, write: bool) -> Result {
-        let indexed = INDEX.add(&self.pages, self.kind, write)?;
+        let indexed = self.index.add(&self.pages, self.kind, write)?;
         COUNTERS.pinned(self.pages.len());
         // INVARIANT: The pages were just counted.
         self.indexed = Some(indexed);
@@ -119,9 +120,11 @@ impl HeldPages {
         if n == 0 {
             return;
         }
+        let mut counted = false;
         if let Some(indexed) = self.indexed.take() {
-            INDEX.remove(&self.pages, &indexed);
+            self.index.remove(&self.pages, &indexed);
             COUNTERS.unpinned(n);
+            counted = indexed.counted();
         }
         match self.kind {
             Kind::LongTerm | Kind::ShortTerm => {
@@ -143,7 +146,9 @@ impl HeldPages {
         }
         // INVARIANT: No page is held any more.
         self.pages.clear();
-        crate::folio_index::notify_released();
+        if counted {
+            self.index.released();
+        }
     }
 }
 
@@ -183,11 +188,13 @@ impl PinRecord {
         addr: u64,
         len: u64,
         flags: u32,
+        index: &Arc<FolioIndex>,
     ) -> Result<Pin<KBox<Self>>> {
         let task = kernel::current!();
         let mm = task.mm().ok_or(EFAULT)?;
         let charge = Charge::new(ARef::from(&**mm), req.nr_pages)?;
         let mut held = HeldPages {
+            index: index.clone(),
             pages: KVVec::with_capacity(req.nr_pages, GFP_KERNEL)?,
             kind: req.kind,
             dirty: false,

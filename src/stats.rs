@@ -2,10 +2,15 @@
 
 //! Counters and knobs: a leaf that imports nothing of the module but the
 //! policy names. `debugfs.rs` shows them.
+//!
+//! They are `static`s, the one module state that is global: every path
+//! reads or bumps them, including C-called callbacks with no context at
+//! hand, and plain atomics need no set-up or tear-down.
 
 use crate::policy::Policy;
 use kernel::{
     prelude::*,
+    str::CStr,
     sync::atomic::{Atomic, Relaxed},
 };
 
@@ -16,72 +21,65 @@ pub(crate) const MAX_FLUSH_PERIOD_MS: u64 = 3_600_000;
 /// Largest `wait_timeout_ms` (10 min).
 pub(crate) const MAX_WAIT_TIMEOUT_MS: u64 = 600_000;
 
-/// Module-wide counters. Monotonic ones count events since load; `*_now`
-/// ones are levels.
-pub(crate) struct Counters {
-    pub(crate) pins_active: Atomic<u64>,
-    pub(crate) pages_pinned: Atomic<u64>,
-    pub(crate) pages_pinned_peak: Atomic<u64>,
-    pub(crate) pin_calls: Atomic<u64>,
-    pub(crate) pin_errors: Atomic<u64>,
-    pub(crate) unpin_calls: Atomic<u64>,
-    pub(crate) pages_unpinned_dirty: Atomic<u64>,
-    // pinwbfs writeback
-    pub(crate) writepages_none: Atomic<u64>,
-    pub(crate) writepages_all: Atomic<u64>,
-    pub(crate) folios_written: Atomic<u64>,
-    pub(crate) pinned_seen: Atomic<u64>,
-    pub(crate) foreign_seen: Atomic<u64>,
-    pub(crate) skipped: Atomic<u64>,
-    pub(crate) waited: Atomic<u64>,
-    pub(crate) wait_ns: Atomic<u64>,
-    pub(crate) wait_timeouts: Atomic<u64>,
-    pub(crate) bounced: Atomic<u64>,
-    pub(crate) bounced_bytes: Atomic<u64>,
-    pub(crate) sync_errors: Atomic<u64>,
-    pub(crate) torn_writes: Atomic<u64>,
-    pub(crate) redirtied_pinned: Atomic<u64>,
-    pub(crate) redirtied_mapped: Atomic<u64>,
-    pub(crate) dma_bytes: Atomic<u64>,
-    /// Reads of a stored page that failed its checksum (`EIO`).
-    pub(crate) csum_errors: Atomic<u64>,
-    /// Store writes that failed (injected); the folio stayed dirty.
-    pub(crate) store_errors: Atomic<u64>,
-    /// Most folios one writeback ever had in flight at once.
-    pub(crate) io_inflight_peak: Atomic<u64>,
-    /// Dirty folios dropped when an inode was evicted (umount, last unlink).
-    pub(crate) dirty_dropped_at_evict: Atomic<u64>,
+/// Defines [`Counters`], the static [`COUNTERS`] (all zero), and
+/// [`Counters::each`], which debugfs uses to show each under its own name:
+/// every name is written once.
+macro_rules! counters {
+    ($($(#[$doc:meta])* $name:ident,)*) => {
+        /// Module-wide counters, each shown in debugfs under its name.
+        /// Monotonic ones count events since load; `pins_active`,
+        /// `pages_pinned` are levels and `*_peak` the highest level seen.
+        pub(crate) struct Counters {
+            $($(#[$doc])* pub(crate) $name: Atomic<u64>,)*
+        }
+
+        pub(crate) static COUNTERS: Counters = Counters {
+            $($name: Atomic::new(0),)*
+        };
+
+        impl Counters {
+            /// Calls `f` with every counter and its debugfs name.
+            pub(crate) fn each(&'static self, mut f: impl FnMut(&'static CStr, &'static Atomic<u64>)) {
+                $(f(kernel::c_str!(stringify!($name)), &self.$name);)*
+            }
+        }
+    };
 }
 
-pub(crate) static COUNTERS: Counters = Counters {
-    pins_active: Atomic::new(0),
-    pages_pinned: Atomic::new(0),
-    pages_pinned_peak: Atomic::new(0),
-    pin_calls: Atomic::new(0),
-    pin_errors: Atomic::new(0),
-    unpin_calls: Atomic::new(0),
-    pages_unpinned_dirty: Atomic::new(0),
-    writepages_none: Atomic::new(0),
-    writepages_all: Atomic::new(0),
-    folios_written: Atomic::new(0),
-    pinned_seen: Atomic::new(0),
-    foreign_seen: Atomic::new(0),
-    skipped: Atomic::new(0),
-    waited: Atomic::new(0),
-    wait_ns: Atomic::new(0),
-    wait_timeouts: Atomic::new(0),
-    bounced: Atomic::new(0),
-    bounced_bytes: Atomic::new(0),
-    sync_errors: Atomic::new(0),
-    torn_writes: Atomic::new(0),
-    redirtied_pinned: Atomic::new(0),
-    redirtied_mapped: Atomic::new(0),
-    dma_bytes: Atomic::new(0),
-    csum_errors: Atomic::new(0),
-    store_errors: Atomic::new(0),
-    io_inflight_peak: Atomic::new(0),
-    dirty_dropped_at_evict: Atomic::new(0),
-};
+counters! {
+    pins_active,
+    pages_pinned,
+    pages_pinned_peak,
+    pin_calls,
+    pin_errors,
+    unpin_calls,
+    pages_unpinned_dirty,
+    // pinwbfs writeback
+    writepages_none,
+    writepages_all,
+    folios_written,
+    pinned_seen,
+    foreign_seen,
+    skipped,
+    waited,
+    wait_ns,
+    wait_timeouts,
+    bounced,
+    bounced_bytes,
+    sync_errors,
+    torn_writes,
+    redirtied_pinned,
+    redirtied_mapped,
+    dma_bytes,
+    /// Reads of a stored page that failed its checksum (`EIO`).
+    csum_errors,
+    /// Store writes that failed (injected); the folio stayed dirty.
+    store_errors,
+    /// Most folios one writeback ever had in flight at once.
+    io_inflight_peak,
+    /// Dirty folios dropped when an inode was evicted (umount, last unlink).
+    dirty_dropped_at_evict,
+}
 
 /// Knobs, writable in debugfs (root only).
 pub(crate) struct Tunables {

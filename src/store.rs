@@ -22,11 +22,12 @@
 //! removes every page past the new end in one ordered walk, holes included.
 
 use crate::{
-    helpers::{pinwb_cond_resched, KmapLocal},
+    folio::{Folio, KmapLocal, UnderWriteback},
+    helpers::{cond_resched, fatal_signal_pending},
     stats::{COUNTERS, TUNABLES},
 };
 use kernel::{
-    bindings, new_mutex,
+    new_mutex,
     page::{Page, PAGE_SIZE},
     prelude::*,
     rbtree::{RBTree, RBTreeNode},
@@ -52,9 +53,7 @@ struct StorePage {
 impl StorePage {
     /// Whether `data` matches the recorded checksum.
     fn verify(&self) -> bool {
-        // SAFETY: `data` is our own page.
-        let map = unsafe { KmapLocal::new(self.data.as_ptr()) };
-        map.crc() == self.crc
+        KmapLocal::of(&self.data).crc() == self.crc
     }
 }
 
@@ -90,30 +89,21 @@ impl Store {
 
     /// Stores a copy of `src` as page `index`, with checksum `crc`; returns
     /// the crc32c of the bytes stored.
-    ///
-    /// # Safety
-    ///
-    /// `src` must be a valid page kept alive by the caller.
-    unsafe fn write_copy(&self, index: usize, src: *mut bindings::page, crc: u32) -> Result<u32> {
+    fn write_copy(&self, index: usize, src: &Folio, crc: u32) -> Result<u32> {
         if injected_error() {
             return Err(EIO);
         }
-        // SAFETY: `src` is valid, as the caller guarantees.
-        let from = unsafe { KmapLocal::new(src) };
+        let from = src.map();
         let mut pages = self.pages.lock();
         if let Some(sp) = pages.get_mut(&index) {
-            // SAFETY: `from` maps a whole page; `data` is a page of our own.
-            unsafe { sp.data.write_raw(from.as_ptr(), 0, PAGE_SIZE)? };
+            from.copy_to(&sp.data);
             sp.crc = crc;
-            // SAFETY: Our own page.
-            return Ok(unsafe { KmapLocal::new(sp.data.as_ptr()) }.crc());
+            return Ok(KmapLocal::of(&sp.data).crc());
         }
         drop(pages);
         let data = Page::alloc_page(GFP_KERNEL)?;
-        // SAFETY: As above.
-        unsafe { data.write_raw(from.as_ptr(), 0, PAGE_SIZE)? };
-        // SAFETY: Our own page.
-        let stored = unsafe { KmapLocal::new(data.as_ptr()) }.crc();
+        from.copy_to(&data);
+        let stored = KmapLocal::of(&data).crc();
         let node = RBTreeNode::new(index, StorePage { data, crc }, GFP_KERNEL)?;
         // Writes to one file are serialised by its writeback lock, so nobody stored this
         // index in between; replacing is correct either way.
@@ -132,28 +122,22 @@ impl Store {
         Ok(())
     }
 
-    /// Fills `dst` with stored page `index`, or zeroes for a hole. `EIO`
-    /// (counted in `csum_errors`) if the stored bytes fail their checksum.
-    ///
-    /// # Safety
-    ///
-    /// `dst` must be a valid page that the caller may write.
-    pub(crate) unsafe fn read(&self, index: usize, dst: *mut bindings::page) -> Result {
-        // SAFETY: `dst` is valid, as the caller guarantees.
-        let to = unsafe { KmapLocal::new(dst) };
+    /// Fills `to` (a locked folio's page) with stored page `index`, or
+    /// zeroes for a hole. `EIO` (counted in `csum_errors`) if the stored
+    /// bytes fail their checksum.
+    pub(crate) fn read(&self, index: usize, to: &KmapLocal<'_>) -> Result {
         let pages = self.pages.lock();
         match pages.get(&index) {
+            Some(sp) if !sp.verify() => {
+                COUNTERS.csum_errors.add(1, Relaxed);
+                Err(EIO)
+            }
             Some(sp) => {
-                if !sp.verify() {
-                    COUNTERS.csum_errors.add(1, Relaxed);
-                    return Err(EIO);
-                }
-                // SAFETY: `to` maps a whole page.
-                unsafe { sp.data.read_raw(to.as_ptr(), 0, PAGE_SIZE) }
+                to.copy_from(&sp.data);
+                Ok(())
             }
             None => {
-                // SAFETY: `to` maps a whole page.
-                unsafe { core::ptr::write_bytes(to.as_ptr(), 0, PAGE_SIZE) };
+                to.zero();
                 Ok(())
             }
         }
@@ -180,12 +164,10 @@ impl Store {
         while done < len {
             pages += 1;
             if pages % RESCHED_PAGES == 0 {
-                // SAFETY: Process context, no lock held.
-                if unsafe { crate::helpers::pinwb_fatal_signal_pending() } {
+                if fatal_signal_pending() {
                     return partial(done, EINTR);
                 }
-                // SAFETY: As above.
-                unsafe { pinwb_cond_resched() };
+                cond_resched();
             }
             let at = pos + done as u64;
             let index = usize::try_from(at / PAGE_SIZE as u64).map_err(|_| EINVAL)?;
@@ -236,8 +218,7 @@ impl Store {
             if n < RESCHED_PAGES {
                 break;
             }
-            // SAFETY: Process context, no lock held.
-            unsafe { pinwb_cond_resched() };
+            cond_resched();
         }
         let tail = (size % PAGE_SIZE as u64) as usize;
         if tail != 0 {
@@ -248,8 +229,7 @@ impl Store {
                 // SAFETY: `tail < PAGE_SIZE`.
                 let _ = unsafe { sp.data.fill_zero_raw(tail, PAGE_SIZE - tail) };
                 if good {
-                    // SAFETY: `sp.data` is our own page.
-                    sp.crc = unsafe { KmapLocal::new(sp.data.as_ptr()) }.crc();
+                    sp.crc = KmapLocal::of(&sp.data).crc();
                 }
             }
         }
@@ -261,9 +241,8 @@ impl Store {
     pub(crate) fn corrupt(&self, index: usize) -> Result {
         let pages = self.pages.lock();
         let sp = pages.get(&index).ok_or(ENOENT)?;
-        // SAFETY: Our own page, mapped for the write.
-        let map = unsafe { KmapLocal::new(sp.data.as_ptr()) };
-        // SAFETY: The mapping has PAGE_SIZE bytes.
+        let map = KmapLocal::of(&sp.data);
+        // SAFETY: The mapping has PAGE_SIZE bytes of our own page.
         unsafe { *map.as_ptr() ^= 1 };
         Ok(())
     }
@@ -271,9 +250,8 @@ impl Store {
 
 /// Where an IO's data comes from.
 pub(crate) enum Source {
-    /// The folio itself, under writeback until the IO completes; the IO
-    /// holds a reference on it.
-    Folio(*mut bindings::folio),
+    /// The folio itself, under writeback until the IO completes.
+    Folio(UnderWriteback),
     /// A private copy of the folio (`bounce`); the folio stays dirty.
     Bounce(Page),
 }
@@ -286,29 +264,17 @@ pub(crate) struct Io {
 }
 
 impl Io {
-    /// Submits an IO of page `index` from `src`.
-    ///
-    /// # Safety
-    ///
-    /// A folio source must be a valid order-0 folio under writeback whose
-    /// reference (`folio_get`) the caller hands to the IO: [`Batch::complete`]
-    /// ends its writeback and drops it.
-    pub(crate) unsafe fn submit(index: usize, src: Source) -> Self {
-        // SAFETY: The source page is valid (caller's guarantee / owned bounce page).
-        let crc_at_submit = unsafe { KmapLocal::new(source_page(&src)) }.crc();
+    /// Submits an IO of page `index` from `src`: its checksum is taken now.
+    pub(crate) fn submit(index: usize, src: Source) -> Self {
+        let crc_at_submit = match &src {
+            Source::Folio(w) => w.folio().map().crc(),
+            Source::Bounce(p) => KmapLocal::of(p).crc(),
+        };
         Io {
             index,
             src,
             crc_at_submit,
         }
-    }
-}
-
-fn source_page(src: &Source) -> *mut bindings::page {
-    match src {
-        // SAFETY: A folio source is valid while the IO exists (`Io::submit`'s contract).
-        Source::Folio(f) => unsafe { crate::helpers::pinwb_folio_page(*f) },
-        Source::Bounce(p) => p.as_ptr(),
     }
 }
 
@@ -343,18 +309,14 @@ impl Batch {
 
     /// Lets the simulated device take `io_delay_us`, then completes every
     /// IO: stores the data, checks it against its checksum, ends writeback.
-    /// A failed store write keeps the folio dirty and is recorded in the
-    /// mapping (`mapping_set_error`: fsync and syncfs report it). Returns
-    /// the first error.
-    ///
-    /// # Safety
-    ///
-    /// `mapping` is the live mapping all the IOs were submitted for.
-    pub(crate) unsafe fn complete(
+    /// A failed store write keeps the folio dirty and is passed to
+    /// `set_error` (the file records it: fsync and syncfs report it).
+    /// Returns the first error.
+    pub(crate) fn complete(
         &mut self,
         store: &Store,
-        mapping: *mut bindings::address_space,
         ino: u64,
+        mut set_error: impl FnMut(Error),
     ) -> Result {
         if self.ios.is_empty() {
             return Ok(());
@@ -369,24 +331,15 @@ impl Batch {
             let index = io.index;
             let crc = io.crc_at_submit;
             let res = match io.src {
-                Source::Folio(folio) => {
-                    // SAFETY: The folio is valid and under writeback (`Io::submit`'s contract).
-                    let res = unsafe { store.write_copy(index, source_page(&io.src), crc) };
+                Source::Folio(w) => {
+                    let res = store.write_copy(index, w.folio(), crc);
                     if let Ok(stored) = res {
                         if stored != crc {
                             torn(ino, index, crc, stored);
                         }
                     }
-                    // SAFETY: Under writeback since submission, and referenced by the IO; a
-                    // folio under writeback is not truncated, so its mapping is stable.
-                    unsafe {
-                        if res.is_err() {
-                            // The data did not reach the store: keep it dirty for a retry.
-                            bindings::folio_mark_dirty(folio);
-                        }
-                        bindings::folio_end_writeback(folio);
-                        crate::helpers::pinwb_folio_put(folio);
-                    }
+                    // The data did not reach the store: keep it dirty for a retry.
+                    w.end(res.is_err());
                     res.map(|_| ())
                 }
                 Source::Bounce(page) => store.write_page(index, page, crc),
@@ -397,8 +350,7 @@ impl Batch {
                 }
                 Err(e) => {
                     COUNTERS.store_errors.add(1, Relaxed);
-                    // SAFETY: `mapping` is live, as the caller guarantees.
-                    unsafe { crate::helpers::pinwb_mapping_set_error(mapping, e.to_errno()) };
+                    set_error(e);
                     if ret.is_ok() {
                         ret = Err(e);
                     }
