@@ -41,7 +41,7 @@ use kernel::{
     page::{Page, PAGE_SHIFT, PAGE_SIZE},
     prelude::*,
     sync::atomic::Relaxed,
-    time::{msecs_to_jiffies, Delta, Instant, Monotonic},
+    time::{Delta, Instant, Monotonic},
 };
 
 pub(crate) static AOPS: Ops<bindings::address_space_operations> =
@@ -218,14 +218,7 @@ fn prepass(
 /// the pinner's unpin may lock it.
 fn wait_unpinned(index: &FolioIndex, folio: &Folio, deadline: Instant<Monotonic>) -> Result {
     let start = Instant::<Monotonic>::now();
-    let left_ms = (deadline - start).as_millis().max(0);
-    // `left_ms` is at most MAX_WAIT_TIMEOUT_MS (stats.rs): fits a u32.
-    let jiffies = msecs_to_jiffies(left_ms.min(i64::from(u32::MAX)) as u32);
-    let ret = index.wait_until(
-        || index.classify(folio) == Pinned::No,
-        jiffies as i64,
-        left_ms > 0,
-    );
+    let ret = index.wait_until(|| index.classify(folio) == Pinned::No, deadline);
     COUNTERS.waited.add(1, Relaxed);
     COUNTERS
         .wait_ns

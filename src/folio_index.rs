@@ -34,6 +34,7 @@ use kernel::{
     new_condvar, new_mutex,
     prelude::*,
     sync::{CondVar, CondVarTimeoutResult, Mutex},
+    time::{msecs_to_jiffies, Instant, Jiffies, Monotonic},
 };
 
 /// Each count has 21 bits of `folio->private`: more pins of one order-0
@@ -253,37 +254,37 @@ impl FolioIndex {
     }
 
     /// Sleeps interruptibly until `cond()` holds, re-checking it whenever a
-    /// pin is released and at least every [`MAX_POLL_MS`], for at most
-    /// `timeout_jiffies` (none at all unless `sleep`). `ETIMEDOUT` when the
-    /// time runs out, `EINTR` on a signal.
+    /// pin is released and at least every [`MAX_POLL_MS`], until `deadline`.
+    /// `ETIMEDOUT` when the time runs out, `EINTR` on a signal.
+    ///
+    /// The deadline is wall-clock time: a waiter woken again and again (a
+    /// storm of short pins that never leaves the folio unpinned: Kara's
+    /// denial of service) still returns on time, whatever it spends on
+    /// wake-ups and on retaking the lock.
     pub(crate) fn wait_until(
         &self,
         mut cond: impl FnMut() -> bool,
-        timeout_jiffies: i64,
-        sleep: bool,
+        deadline: Instant<Monotonic>,
     ) -> Result {
-        let mut left = if sleep { timeout_jiffies.max(1) } else { 0 };
-        let max_poll = kernel::time::msecs_to_jiffies(MAX_POLL_MS) as i64;
-        let mut poll = 1i64;
+        let mut poll: Jiffies = 1;
         let mut guard = self.update.lock();
         loop {
             if cond() {
                 return Ok(());
             }
-            if left <= 0 {
+            let left_ms = (deadline - Instant::<Monotonic>::now()).as_millis();
+            if left_ms <= 0 {
                 return Err(ETIMEDOUT);
             }
-            let nap = left.min(poll);
-            let rest = match self
+            // `left_ms` is at most MAX_WAIT_TIMEOUT_MS (stats.rs): fits a u32.
+            let nap = poll.min(msecs_to_jiffies(left_ms.min(i64::from(u32::MAX)) as u32));
+            if let CondVarTimeoutResult::Signal { .. } = self
                 .released
-                .wait_interruptible_timeout(&mut guard, nap as kernel::time::Jiffies)
+                .wait_interruptible_timeout(&mut guard, nap.max(1))
             {
-                CondVarTimeoutResult::Signal { .. } => return Err(EINTR),
-                CondVarTimeoutResult::Timeout => 0,
-                CondVarTimeoutResult::Woken { jiffies } => jiffies as i64,
-            };
-            left -= nap - rest;
-            poll = (poll * 2).min(max_poll);
+                return Err(EINTR);
+            }
+            poll = (poll * 2).min(msecs_to_jiffies(MAX_POLL_MS));
         }
     }
 }
