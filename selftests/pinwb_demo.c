@@ -88,11 +88,12 @@ static int run(int dev, const char *policy)
 	struct pinwb_pin pin = { .len = PINNED * psz, .flags = PINWB_PIN_LONGTERM | PINWB_PIN_WRITE };
 	struct pinwb_dma dma = { .pattern = 'A', .interval_us = 20 };
 	struct pinwb_unpin un = { 0 };
-	unsigned long long torn, skipped, waited, bounced;
+	unsigned long long torn, skipped, waited, bounced, direct;
 	int fd, r1, r2, r3, i, eio;
 	char opts[32], *want = malloc(PINNED * psz);
 	const char *verdict;
-	size_t lost;
+	size_t lost, unsaved = 0, j;
+	char *store = malloc(PINNED * psz);
 	double t;
 	char *map;
 
@@ -121,17 +122,23 @@ static int run(int dev, const char *policy)
 	skipped = ctr("skipped");
 	waited = ctr("waited");
 	bounced = ctr("bounced_bytes");
+	direct = ctr("direct_writes");
 	t = now_ms();
 	r1 = fsync(fd) ? errno : 0;
 	t = now_ms() - t;
 	torn = ctr("torn_writes") - torn;
 	skipped = ctr("skipped") - skipped;
 	waited = ctr("waited") - waited;
-	bounced = ctr("bounced_bytes") - bounced;
+	bounced = ctr("bounced_bytes") - bounced + (ctr("direct_writes") - direct) * psz;
 
 	ioctl(dev, PINWB_IOC_DMA_STOP, &dma);	/* the transfer is complete */
 	r2 = fsync(fd) ? errno : 0;		/* pin still held */
 	memcpy(want, map + FIRST * psz, PINNED * psz);
+	/* What that sync left out of the store: the device's data it did not save. */
+	if (store && pinwbfs_read_store(fd, store, PINNED * psz, FIRST * psz) ==
+	    (ssize_t)(PINNED * psz))
+		for (j = 0; j < PINNED * psz; j++)
+			unsaved += store[j] != want[j];
 	un.handle = pin.handle;			/* unpin without dirtying */
 	ioctl(dev, PINWB_IOC_UNPIN, &un);
 	munmap(map, NPAGES * psz);
@@ -142,6 +149,8 @@ static int run(int dev, const char *policy)
 		verdict = "TORN: EIO at read";
 	else if (lost && !r2)
 		verdict = "SILENT LOSS";
+	else if (unsaved && !r2)
+		verdict = "ok after unpin; fsync #2 saved nothing";
 	else if (lost)
 		verdict = "lost";
 	else if (torn)
@@ -151,9 +160,10 @@ static int run(int dev, const char *policy)
 	else
 		verdict = "ok";
 
-	printf("%-8s %-10s %7.1f %5llu %7llu %6llu %8llu   %-10s %-4s %7zu %4d  %s\n",
-	       policy, res(r1), t, torn, skipped, waited, bounced / 1024, res(r2), res(r3), lost,
-	       eio, verdict);
+	printf("%-8s %-10s %7.1f %5llu %7llu %6llu %7llu   %-10s %7zu %-4s %7zu %4d  %s\n",
+	       policy, res(r1), t, torn, skipped, waited, bounced / 1024, res(r2), unsaved, res(r3),
+	       lost, eio, verdict);
+	free(store);
 	free(want);
 	close(fd);
 	return umount(MNT);
@@ -162,7 +172,7 @@ static int run(int dev, const char *policy)
 int main(void)
 {
 	static const char *const policies[] = { "mainline", "naive", "skip", "wait", "bounce",
-						 "fail", "auto" };
+						 "fail", "auto", "direct", "defer" };
 	int dev = open("/dev/pinwb", O_RDWR | O_CLOEXEC);
 	size_t i;
 
@@ -173,17 +183,19 @@ int main(void)
 		return perror("knobs"), 1;
 	printf("pinwbfs, %d pages, pages %d..%d pinned long-term, the simulated device writing;\n"
 	       "io_delay_us=3000, wait_timeout_ms=200\n\n", NPAGES, FIRST, FIRST + PINNED - 1);
-	printf("%-8s %-10s %7s %5s %7s %6s %8s   %-10s %-4s %7s %4s  %s\n", "", "fsync #1", "ms",
-	       "torn", "skipped", "waited", "bounced", "fsync #2", "#3", "lost", "EIO", "");
-	printf("%-8s %-10s %7s %5s %7s %6s %8s   %-10s %-4s %7s %4s  %s\n", "policy",
-	       "(writing)", "", "", "folios", "folios", "KiB", "(pinned)", "", "bytes", "pages",
-	       "verdict");
+	printf("%-8s %-10s %7s %5s %7s %6s %7s   %-10s %7s %-4s %7s %4s  %s\n", "", "fsync #1",
+	       "ms", "torn", "skipped", "waited", "copied", "fsync #2", "unsaved", "#3", "lost", "EIO",
+	       "");
+	printf("%-8s %-10s %7s %5s %7s %6s %7s   %-10s %7s %-4s %7s %4s  %s\n", "policy",
+	       "(writing)", "", "", "folios", "folios", "KiB", "(pinned)", "bytes", "", "bytes",
+	       "pages", "verdict");
 	for (i = 0; i < sizeof(policies) / sizeof(policies[0]); i++)
 		if (run(dev, policies[i]))
 			return 1;
 	printf("\nfsync #1: the device is writing; #2: it stopped, the pin is still held (Kara's\n"
-	       "case); #3: after an unpin that does not dirty the pages. lost: bytes of the\n"
-	       "device's last data missing after the page cache was dropped; EIO: pages whose\n"
+	       "case); #3: after an unpin that does not dirty the pages. copied: bounce and\n"
+	       "direct copies; unsaved: bytes of the device's data not in the store after #2;\n"
+	       "lost: bytes of it missing after the page cache was dropped; EIO: pages whose\n"
 	       "stored checksum fails (a write torn in flight). mainline is what 7.3 does.\n");
 	return pinwb_writeback_knobs_default() ? 1 : 0;
 }

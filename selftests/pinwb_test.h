@@ -213,7 +213,9 @@ static inline int pinwb_unpin_handle(int fd, unsigned int handle, unsigned int f
 	FIXTURE_VARIANT_ADD(f, wait) { .name = "wait" };			\
 	FIXTURE_VARIANT_ADD(f, bounce) { .name = "bounce" };			\
 	FIXTURE_VARIANT_ADD(f, fail) { .name = "fail" };			\
-	FIXTURE_VARIANT_ADD(f, auto) { .name = "auto" }
+	FIXTURE_VARIANT_ADD(f, auto) { .name = "auto" };			\
+	FIXTURE_VARIANT_ADD(f, direct) { .name = "direct" };			\
+	FIXTURE_VARIANT_ADD(f, defer) { .name = "defer" }
 
 /* Mounts a pinwbfs with mount options @opts at @dir; 0 or -errno. */
 static inline int pinwbfs_mount(const char *dir, const char *opts)

@@ -82,6 +82,8 @@ FIXTURE_VARIANT_ADD(policy, wait_mmwb) { .name = "wait,mmwb" };
 FIXTURE_VARIANT_ADD(policy, bounce_mmwb) { .name = "bounce,mmwb" };
 FIXTURE_VARIANT_ADD(policy, fail_mmwb) { .name = "fail,mmwb" };
 FIXTURE_VARIANT_ADD(policy, auto_mmwb) { .name = "auto,mmwb" };
+FIXTURE_VARIANT_ADD(policy, direct_mmwb) { .name = "direct,mmwb" };
+FIXTURE_VARIANT_ADD(policy, defer_mmwb) { .name = "defer,mmwb" };
 
 /* The variant's policy is @name, and whether it is an mmwb mount. */
 static bool is_policy(const char *variant, const char *name)
@@ -128,7 +130,7 @@ FIXTURE_TEARDOWN(policy)
 struct outcome {
 	int ret;			/* fsync result (-errno), 0 for a kick */
 	int pin;			/* the pin's result: 0, or -errno (then nothing ran) */
-	unsigned long long torn, skipped, bounced, waited, timeouts, written;
+	unsigned long long torn, skipped, bounced, waited, timeouts, written, direct, deferred;
 };
 
 static void run_case(struct __test_metadata *_metadata, FIXTURE_DATA(policy) *self,
@@ -136,6 +138,7 @@ static void run_case(struct __test_metadata *_metadata, FIXTURE_DATA(policy) *se
 {
 	unsigned long long t0 = ctr("torn_writes"), s0 = ctr("skipped"), b0 = ctr("bounced");
 	unsigned long long w0 = ctr("waited"), to0 = ctr("wait_timeouts"), f0 = ctr("folios_written");
+	unsigned long long d0 = ctr("direct_writes"), df0 = ctr("deferred");
 	unsigned int flags = PINWB_PIN_WRITE | (longterm ? PINWB_PIN_LONGTERM : 0);
 	int h;
 
@@ -166,6 +169,8 @@ static void run_case(struct __test_metadata *_metadata, FIXTURE_DATA(policy) *se
 	o->waited = ctr("waited") - w0;
 	o->timeouts = ctr("wait_timeouts") - to0;
 	o->written = ctr("folios_written") - f0;
+	o->direct = ctr("direct_writes") - d0;
+	o->deferred = ctr("deferred") - df0;
 	/* Whatever the policy did, a sync with nothing pinned persists everything. */
 	ASSERT_EQ(0, fsync(self->fd));
 }
@@ -177,6 +182,7 @@ TEST_F(policy, matrix)
 	bool naive = is_policy(p, "naive") || is_policy(p, "mainline");	/* in place */
 	bool skip = is_policy(p, "skip"), wait = is_policy(p, "wait");
 	bool bounce = is_policy(p, "bounce"), fail = is_policy(p, "fail"), autop = is_policy(p, "auto");
+	bool direct = is_policy(p, "direct"), defer = is_policy(p, "defer");
 	int i;
 
 	for (i = 0; i < 8; i++) {
@@ -192,9 +198,10 @@ TEST_F(policy, matrix)
 		}
 		ASSERT_EQ(0, o.pin);
 		TH_LOG("%s %s %s dma=%d: ret %d torn %llu skipped %llu bounced %llu waited %llu "
-		       "timeouts %llu written %llu", p, integrity ? "fsync" : "kick",
-		       longterm ? "longterm" : "shortterm", dma, o.ret, o.torn, o.skipped, o.bounced,
-		       o.waited, o.timeouts, o.written);
+		       "timeouts %llu written %llu direct %llu deferred %llu", p,
+		       integrity ? "fsync" : "kick", longterm ? "longterm" : "shortterm", dma, o.ret,
+		       o.torn, o.skipped, o.bounced, o.waited, o.timeouts, o.written, o.direct,
+		       o.deferred);
 
 		/* The bug, reproduced: only naive writes a folio while a device writes it. */
 		if (naive && dma) {
@@ -206,7 +213,7 @@ TEST_F(policy, matrix)
 		if (integrity) {
 			if (skip || (fail && longterm))
 				want_ret = -EBUSY;
-			else if (wait || ((fail || autop) && !longterm))
+			else if (wait || ((fail || autop || direct) && !longterm))
 				want_ret = -ETIMEDOUT;	/* the pin outlives wait_timeout_ms */
 		}
 		EXPECT_EQ(want_ret, o.ret);
@@ -224,7 +231,20 @@ TEST_F(policy, matrix)
 		if (want_ret == -ETIMEDOUT) {
 			EXPECT_LE(1ULL, o.timeouts);
 		}
-		if (!integrity && !naive && !bounce) {
+		/* direct: written from the pinned pages at fsync, never when cleaning. */
+		if (direct && integrity && longterm) {
+			EXPECT_EQ((unsigned long long)PINNED, o.direct);
+		} else {
+			EXPECT_EQ(0ULL, o.direct);
+		}
+		/* defer: never written while pinned, and no error. */
+		if (defer) {
+			EXPECT_EQ((unsigned long long)PINNED, o.deferred);
+			EXPECT_EQ(0ULL, o.skipped);
+		} else {
+			EXPECT_EQ(0ULL, o.deferred);
+		}
+		if (!integrity && !naive && !bounce && !defer) {
 			EXPECT_EQ((unsigned long long)PINNED, o.skipped);
 		}
 	}
@@ -246,7 +266,7 @@ TEST_F(policy, fsync_persists_device_writes_into_pinned_folios)
 	 * held across the sync, which wait, fail and auto wait for.
 	 */
 	bool persists = is_policy(p, "naive") || is_policy(p, "bounce") ||
-			(is_policy(p, "auto") && !mmwb) || mainline;
+			((is_policy(p, "auto") || is_policy(p, "direct")) && !mmwb) || mainline;
 	int h, ret, want;
 
 	ASSERT_NE(NULL, store);
@@ -275,8 +295,14 @@ TEST_F(policy, fsync_persists_device_writes_into_pinned_folios)
 		EXPECT_EQ(0, ret);
 		EXPECT_EQ(0, memcmp(store, self->map + 2 * psz, PINNED * psz));
 	} else {
-		/* skip, fail: an error, not a false success; the waits time out with the pin held. */
+		/*
+		 * skip, fail: an error, not a false success; the waits time out with the
+		 * pin held; defer: success without the pinned data (its rule: written
+		 * after the unpin).
+		 */
 		want = is_policy(p, "skip") || (is_policy(p, "fail") && !mmwb) ? -EBUSY : -ETIMEDOUT;
+		if (is_policy(p, "defer"))
+			want = 0;
 		EXPECT_EQ(want, ret);
 		EXPECT_NE(0, memcmp(store, self->map + 2 * psz, PINNED * psz));
 	}

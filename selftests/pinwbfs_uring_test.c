@@ -161,6 +161,9 @@ TEST_F_TIMEOUT(uring, fixed_buffer_reads_under_writeback, 120)
 	const char *p = variant->name;
 	bool naive = !strcmp(p, "naive"), autop = !strcmp(p, "auto");
 	bool bounce = !strcmp(p, "bounce"), wait = !strcmp(p, "wait");
+	bool direct = !strcmp(p, "direct"), defer = !strcmp(p, "defer");
+	unsigned long long direct0 = pinwb_debugfs_u64("direct_writes");
+	unsigned long long deferred0 = pinwb_debugfs_u64("deferred");
 	unsigned long long torn0 = pinwb_debugfs_u64("torn_writes");
 	unsigned long long foreign0 = pinwb_debugfs_u64("foreign_seen");
 	unsigned long long bounced0 = pinwb_debugfs_u64("bounced");
@@ -227,6 +230,13 @@ TEST_F_TIMEOUT(uring, fixed_buffer_reads_under_writeback, 120)
 	}
 	if (wait) {
 		EXPECT_LE((unsigned long long)syncs, timeouts);
+	}
+	/* A foreign pin counts as long-term: direct writes it at every sync, defer never. */
+	if (direct) {
+		EXPECT_LE((unsigned long long)syncs, pinwb_debugfs_u64("direct_writes") - direct0);
+	}
+	if (defer) {
+		EXPECT_LE((unsigned long long)syncs, pinwb_debugfs_u64("deferred") - deferred0);
 	}
 
 	/* The reads really landed in pinwbfs's page cache. */

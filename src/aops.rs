@@ -332,6 +332,30 @@ impl Writeback<'_> {
                 self.push(io);
                 0
             }
+            Action::Direct => {
+                // The folio is locked, so no other writeback runs on it; a device may
+                // still write into it, and what the store gets is what the page holds now.
+                let res = self.store.write_direct(page_index, &locked);
+                // Registered like MAP_PRIVATE: the folio stays dirty.
+                locked.redirty(self.wbc);
+                match res {
+                    Ok(()) => {
+                        COUNTERS.direct_writes.add(1, Relaxed);
+                        COUNTERS.folios_written.add(1, Relaxed);
+                        0
+                    }
+                    Err(e) => {
+                        COUNTERS.store_errors.add(1, Relaxed);
+                        self.inode.set_error(e);
+                        e.to_errno()
+                    }
+                }
+            }
+            Action::Defer => {
+                COUNTERS.deferred.add(1, Relaxed);
+                locked.redirty(self.wbc);
+                0
+            }
             Action::Skip => {
                 COUNTERS.skipped.add(1, Relaxed);
                 locked.redirty(self.wbc);

@@ -28,10 +28,22 @@ pub(crate) enum Policy {
     /// Skip when cleaning; wait for short-term pins and bounce long-term
     /// ones at data-integrity writeback.
     Auto = 5,
+    /// Hellwig (seed 004): a long-term pinned folio is treated like
+    /// `MAP_PRIVATE` while registered: cleaning writeback leaves it alone,
+    /// data-integrity writeback writes it straight from the pinned page to
+    /// the store and leaves its dirty and writeback state as they were.
+    /// Short-term pins are waited for, as under `auto`.
+    Direct = 7,
+    /// Wilcox (2023): a pinned folio is never written while pinned; it
+    /// stays dirty, and is written by the first writeback after the unpin.
+    /// The unpin need not dirty it: gup dirtied it when it pinned it for
+    /// writing (`FOLL_TOUCH`, or the write fault), and nothing cleans it
+    /// while pinned. A sync meanwhile succeeds without its data.
+    Defer = 8,
 }
 
 /// Every policy, in the order debugfs shows them.
-pub(crate) const POLICIES: [Policy; 7] = [
+pub(crate) const POLICIES: [Policy; 9] = [
     Policy::Mainline,
     Policy::Naive,
     Policy::Skip,
@@ -39,10 +51,13 @@ pub(crate) const POLICIES: [Policy; 7] = [
     Policy::Bounce,
     Policy::Fail,
     Policy::Auto,
+    Policy::Direct,
+    Policy::Defer,
 ];
 
 /// Every policy's name, for messages: `POLICIES` joined by `|`.
-pub(crate) const POLICY_NAMES: &kernel::str::CStr = c"mainline|naive|skip|wait|bounce|fail|auto";
+pub(crate) const POLICY_NAMES: &kernel::str::CStr =
+    c"mainline|naive|skip|wait|bounce|fail|auto|direct|defer";
 
 impl Policy {
     pub(crate) fn name(self) -> &'static str {
@@ -60,6 +75,8 @@ impl Policy {
             Policy::Bounce => c"bounce",
             Policy::Fail => c"fail",
             Policy::Auto => c"auto",
+            Policy::Direct => c"direct",
+            Policy::Defer => c"defer",
         }
     }
 
@@ -124,6 +141,10 @@ pub(crate) enum Action {
     Bounce,
     /// Leave it dirty and fail the data-integrity sync with `EBUSY`.
     Fail,
+    /// Copy it to the store now, from the pinned page, and leave it dirty.
+    Direct,
+    /// Leave it dirty, without an error, until it is unpinned.
+    Defer,
 }
 
 /// The decision for a dirty folio, by policy, sync mode and pin state.
@@ -138,13 +159,15 @@ pub(crate) fn decide(policy: Policy, integrity: bool, pinned: Pinned) -> Action 
         (Policy::Mainline | Policy::Naive, _) => Action::Write,
         (Policy::Bounce, _) => Action::Bounce,
         (Policy::Skip, _) => Action::Skip,
+        (Policy::Defer, _) => Action::Defer,
+        (Policy::Direct, true) if pinned.long_term() => Action::Direct,
         // Cleaning writeback never waits or fails: it leaves the folio for later.
-        (Policy::Wait | Policy::Fail | Policy::Auto, false) => Action::Skip,
+        (Policy::Wait | Policy::Fail | Policy::Auto | Policy::Direct, false) => Action::Skip,
         (Policy::Wait, true) => Action::Wait,
         (Policy::Fail, true) if pinned.long_term() => Action::Fail,
         (Policy::Auto, true) if pinned.long_term() => Action::Bounce,
         // Short-term pins are, by definition, released soon.
-        (Policy::Fail | Policy::Auto, true) => Action::Wait,
+        (Policy::Fail | Policy::Auto | Policy::Direct, true) => Action::Wait,
     }
 }
 
@@ -188,12 +211,14 @@ mod tests {
         for p in POLICIES {
             for s in STATES {
                 let a = decide(p, false, s);
-                assert!(a != Wait && a != Fail);
+                assert!(a != Wait && a != Fail && a != Direct);
             }
         }
         assert_eq!(decide(Policy::Auto, false, Pinned::LongTerm), Skip);
         assert_eq!(decide(Policy::Naive, false, Pinned::LongTerm), Write);
         assert_eq!(decide(Policy::Bounce, false, Pinned::ShortTerm), Bounce);
+        assert_eq!(decide(Policy::Direct, false, Pinned::LongTerm), Skip);
+        assert_eq!(decide(Policy::Defer, false, Pinned::LongTerm), Defer);
     }
 
     #[test]
@@ -206,6 +231,8 @@ mod tests {
             (Policy::Bounce, [Bounce, Bounce, Bounce]),
             (Policy::Fail, [Wait, Fail, Fail]),
             (Policy::Auto, [Wait, Bounce, Bounce]),
+            (Policy::Direct, [Wait, Direct, Direct]),
+            (Policy::Defer, [Defer, Defer, Defer]),
         ];
         for (p, want) in rows {
             for (s, w) in [Pinned::ShortTerm, Pinned::LongTerm, Pinned::Foreign]
@@ -256,7 +283,7 @@ mod tests {
         assert_eq!(Policy::parse(b"bounce\n"), Ok(Policy::Bounce));
         assert_eq!(Policy::parse(b"Bounce"), Err(EINVAL));
         assert_eq!(Policy::parse(b""), Err(EINVAL));
-        assert_eq!(Policy::from_u32(7), None);
+        assert_eq!(Policy::from_u32(9), None);
         assert_eq!(POLICIES[0], Policy::Mainline);
     }
 }

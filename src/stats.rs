@@ -79,6 +79,10 @@ counters! {
     io_inflight_peak,
     /// Dirty folios dropped when an inode was evicted (umount, last unlink).
     dirty_dropped_at_evict,
+    /// `direct`: pinned folios copied straight to the store at sync.
+    direct_writes,
+    /// `defer`: pinned dirty folios left for after their unpin.
+    deferred,
 }
 
 /// Knobs, writable in debugfs (root only).

@@ -122,6 +122,17 @@ impl Store {
         Ok(())
     }
 
+    /// A direct write (`direct`): stores the bytes of `src` as page `index`
+    /// now, from the (pinned) page itself; the checksum is that of the
+    /// bytes stored. No IO stays in flight and the folio's state is not
+    /// touched.
+    pub(crate) fn write_direct(&self, index: usize, src: &Folio) -> Result {
+        let data = Page::alloc_page(GFP_KERNEL)?;
+        src.map().copy_to(&data);
+        let crc = KmapLocal::of(&data).crc();
+        self.write_page(index, data, crc)
+    }
+
     /// Fills `to` (a locked folio's page) with stored page `index`, or
     /// zeroes for a hole. `EIO` (counted in `csum_errors`) if the stored
     /// bytes fail their checksum.

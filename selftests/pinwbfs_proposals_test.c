@@ -1,0 +1,297 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The proposals of the upstream threads that pinwb runs beside Kara's skip,
+ * wait and bounce and Hellwig's fail (Documentation/pinwb.rst, "Writeback
+ * policies" and "The fsync contract"):
+ *
+ * - direct (Hellwig, seed 004): a long-term pinned folio is written at fsync
+ *   straight from the pinned page, and left alone by cleaning writeback;
+ * - defer (Wilcox, 2023): a pinned folio is never written while pinned and
+ *   stays dirty, so the first sync after the unpin persists it;
+ * - Kara's denial of service (seed 004): short-term pins taken again and
+ *   again cannot keep a waiting fsync from returning: one wait budget per
+ *   sync bounds it.
+ *
+ * The oracle is the backing store read back with PINWBFS_IOC_READ_STORE,
+ * compared with the page cache as the device left it.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
+#include <sys/mman.h>
+
+#include "kselftest_harness.h"
+#include "pinwb_test.h"
+
+#define MNT	"/tmp/pinwbfs_proposals"
+#define NPAGES	4
+
+static size_t psz;
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+FIXTURE(prop)
+{
+	int dev, fd;
+	char *map, *store;
+	struct pin_counters before;
+};
+
+FIXTURE_VARIANT(prop) { const char *opts; };
+FIXTURE_VARIANT_ADD(prop, direct) { .opts = "policy=direct" };
+FIXTURE_VARIANT_ADD(prop, defer) { .opts = "policy=defer" };
+
+FIXTURE_SETUP(prop)
+{
+	psz = sysconf(_SC_PAGESIZE);
+	/* The flusher only when kicked; a short wait budget. */
+	ASSERT_EQ(0, pinwb_writeback_knobs(0, 0, 300));
+	ASSERT_EQ(0, pinwbfs_mount(MNT, variant->opts));
+	self->dev = open(PINWB_DEV, O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, self->dev);
+	self->fd = open(MNT "/f", O_RDWR | O_CREAT, 0644);
+	ASSERT_LE(0, self->fd);
+	ASSERT_EQ(0, ftruncate(self->fd, NPAGES * psz));
+	self->map = mmap(NULL, NPAGES * psz, PROT_READ | PROT_WRITE, MAP_SHARED, self->fd, 0);
+	ASSERT_NE(MAP_FAILED, self->map);
+	self->store = malloc(NPAGES * psz);
+	ASSERT_NE(NULL, self->store);
+	memset(self->map, 'a', NPAGES * psz);
+	ASSERT_EQ(0, fsync(self->fd));
+	pin_counters(&self->before);
+}
+
+FIXTURE_TEARDOWN(prop)
+{
+	free(self->store);
+	munmap(self->map, NPAGES * psz);
+	close(self->fd);
+	close(self->dev);
+	EXPECT_EQ(0, umount(MNT));
+	pinwb_writeback_knobs_default();
+}
+
+/* Whether the store holds exactly what the page cache holds. */
+static bool store_is_cache(struct __test_metadata *_metadata, FIXTURE_DATA(prop) *self)
+{
+	ssize_t n = pinwbfs_read_store(self->fd, self->store, NPAGES * psz, 0);
+
+	EXPECT_EQ((ssize_t)(NPAGES * psz), n);
+	return n == (ssize_t)(NPAGES * psz) && !memcmp(self->store, self->map, NPAGES * psz);
+}
+
+/* The simulated device writes one pass of @pattern into pin @h, then stops. */
+static void device_pass(struct __test_metadata *_metadata, int dev, int h, char *watch, char old)
+{
+	struct pinwb_dma d = { .handle = h, .pattern = 'D', .interval_us = 1000 };
+	long long t0 = now_ms();
+
+	ASSERT_EQ(0, ioctl(dev, PINWB_IOC_DMA_START, &d));
+	while (((volatile char *)watch)[0] == old && now_ms() - t0 < 10000)
+		usleep(500);
+	ASSERT_EQ(0, ioctl(dev, PINWB_IOC_DMA_STOP, &d));
+	ASSERT_NE(old, watch[0]);
+}
+
+/*
+ * direct: fsync persists what the device wrote into long-term pinned pages,
+ * again at every fsync while they stay pinned (the folio is left dirty, as a
+ * MAP_PRIVATE-like registration); cleaning writeback never writes them.
+ */
+TEST_F(prop, fsync_with_a_long_term_pin_held)
+{
+	bool direct = !strcmp(variant->opts, "policy=direct");
+	char *pinned = self->map + psz;
+	int h, i;
+
+	h = pinwb_pin_range(self->dev, pinned, 2 * psz, PINWB_PIN_LONGTERM | PINWB_PIN_WRITE,
+			    NULL);
+	ASSERT_LT(0, h);
+	for (i = 0; i < 2; i++) {
+		/* Clean folios, written by the device only: Kara's case, twice. */
+		device_pass(_metadata, self->dev, h, pinned, pinned[0]);
+		/* A cleaning pass writes nothing that is pinned, under either policy. */
+		ASSERT_EQ(0, pinwb_knob("flush_kick", "1"));
+		EXPECT_FALSE(store_is_cache(_metadata, self));
+		EXPECT_EQ(0, fsync(self->fd));
+		/* direct: persisted now; defer: not while pinned, and no error. */
+		EXPECT_EQ(direct, store_is_cache(_metadata, self)) TH_LOG("pass %d", i);
+	}
+	/* After the unpin (without PINWB_UNPIN_DIRTY), one fsync persists it all. */
+	ASSERT_EQ(0, pinwb_unpin_handle(self->dev, h, 0));
+	EXPECT_EQ(0, fsync(self->fd));
+	EXPECT_TRUE(store_is_cache(_metadata, self));
+	ASSERT_NOTHING_LEAKED(&self->before);
+}
+
+/*
+ * Wilcox's "mark it dirty on unpin", measured: a clean page pinned for
+ * writing, written by the device, released without PINWB_UNPIN_DIRTY, then
+ * fsync. gup dirtied the folio when it pinned it for writing (the pin's
+ * write fault), and neither policy cleans a pinned folio, so the sync after
+ * the unpin persists the device's bytes with no help from the unpin.
+ */
+TEST_F(prop, a_plain_unpin_loses_nothing)
+{
+	char *pinned = self->map + 2 * psz;
+	int h;
+
+	h = pinwb_pin_range(self->dev, pinned, psz, PINWB_PIN_WRITE, NULL);
+	ASSERT_LT(0, h);
+	device_pass(_metadata, self->dev, h, pinned, 'a');
+	ASSERT_EQ(0, pinwb_unpin_handle(self->dev, h, 0));
+	EXPECT_EQ(0, fsync(self->fd));
+	EXPECT_TRUE(store_is_cache(_metadata, self));
+	ASSERT_NOTHING_LEAKED(&self->before);
+}
+
+/*
+ * A truncate of a pinned range succeeds: the pages leave the file and the
+ * store (nothing past the new size comes back), the pin stays valid (the
+ * device writes into pages no longer in the file) and is released normally.
+ */
+TEST_F(prop, truncate_of_a_pinned_range)
+{
+	char *pinned = self->map + 2 * psz, buf[16];
+	int h;
+
+	h = pinwb_pin_range(self->dev, pinned, 2 * psz, PINWB_PIN_LONGTERM | PINWB_PIN_WRITE,
+			    NULL);
+	ASSERT_LT(0, h);
+	device_pass(_metadata, self->dev, h, pinned, 'a');
+	ASSERT_EQ(0, ftruncate(self->fd, psz));
+	EXPECT_EQ(0, fsync(self->fd));
+	/* READ_STORE is clamped to the size: one page, the unpinned one, intact. */
+	EXPECT_EQ((ssize_t)psz, pinwbfs_read_store(self->fd, self->store, NPAGES * psz, 0));
+	EXPECT_EQ('a', self->store[psz - 1]);
+	EXPECT_EQ(0, pread(self->fd, buf, sizeof(buf), 2 * psz));
+	/* Grown back: the truncated pages read as holes, not as the device's data. */
+	ASSERT_EQ(0, ftruncate(self->fd, NPAGES * psz));
+	ASSERT_EQ((ssize_t)sizeof(buf), pread(self->fd, buf, sizeof(buf), 2 * psz));
+	EXPECT_EQ(0, buf[0]);
+	ASSERT_EQ(0, pinwb_unpin_handle(self->dev, h, PINWB_UNPIN_DIRTY));
+	EXPECT_EQ(0, fsync(self->fd));
+	ASSERT_NOTHING_LEAKED(&self->before);
+}
+
+/* --- Kara's denial of service --------------------------------------------- */
+
+#define STORMERS	4
+
+struct storm {
+	int dev;
+	char *page;
+	atomic_bool stop;
+	atomic_ulong pins;
+	pthread_t th[STORMERS];
+};
+
+/*
+ * Short-term pins for writing of one page, each taken before the previous
+ * one is dropped: every pin is short, but the page is never unpinned.
+ */
+static void *stormer(void *arg)
+{
+	struct storm *s = arg;
+	int prev = 0;
+
+	while (!atomic_load(&s->stop)) {
+		int h = pinwb_pin_range(s->dev, s->page, psz, PINWB_PIN_WRITE, NULL);
+
+		if (prev > 0)
+			pinwb_unpin_handle(s->dev, prev, 0);
+		prev = h;
+		if (h > 0)
+			atomic_fetch_add(&s->pins, 1);
+	}
+	if (prev > 0)
+		pinwb_unpin_handle(s->dev, prev, 0);
+	return NULL;
+}
+
+FIXTURE(storm)
+{
+	int fd;
+	char *map;
+};
+
+FIXTURE_VARIANT(storm) { const char *opts; };
+FIXTURE_VARIANT_ADD(storm, wait) { .opts = "policy=wait" };
+FIXTURE_VARIANT_ADD(storm, auto) { .opts = "policy=auto" };
+FIXTURE_VARIANT_ADD(storm, wait_mmwb) { .opts = "policy=wait,mmwb" };
+
+FIXTURE_SETUP(storm)
+{
+	psz = sysconf(_SC_PAGESIZE);
+	ASSERT_EQ(0, pinwb_writeback_knobs(0, 0, 1000));
+	ASSERT_EQ(0, pinwbfs_mount(MNT, variant->opts));
+	self->fd = open(MNT "/s", O_RDWR | O_CREAT, 0644);
+	ASSERT_LE(0, self->fd);
+	ASSERT_EQ(0, ftruncate(self->fd, NPAGES * psz));
+	self->map = mmap(NULL, NPAGES * psz, PROT_READ | PROT_WRITE, MAP_SHARED, self->fd, 0);
+	ASSERT_NE(MAP_FAILED, self->map);
+}
+
+FIXTURE_TEARDOWN(storm)
+{
+	munmap(self->map, NPAGES * psz);
+	close(self->fd);
+	EXPECT_EQ(0, umount(MNT));
+	pinwb_writeback_knobs_default();
+}
+
+/*
+ * Every sync returns within its wait budget (wait_timeout_ms, 1 s here) plus
+ * the time to write the rest, however the pins come and go: ETIMEDOUT, as
+ * the page is never free (0 or EBUSY would mean a gap: see the wake-up
+ * rule in "The fsync contract"). Nothing is lost once the storm ends.
+ */
+TEST_F_TIMEOUT(storm, a_pin_storm_cannot_starve_fsync, 120)
+{
+	struct storm s = { .page = self->map };
+	struct pin_counters before;
+	char *store = malloc(NPAGES * psz);
+	long long worst = 0;
+	int i, r, results[3] = { 0 };
+
+	ASSERT_NE(NULL, store);
+	s.dev = open(PINWB_DEV, O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, s.dev);
+	pin_counters(&before);
+	for (i = 0; i < STORMERS; i++)
+		ASSERT_EQ(0, pthread_create(&s.th[i], NULL, stormer, &s));
+	while (atomic_load(&s.pins) < 100)
+		usleep(1000);
+	for (i = 0; i < 10; i++) {
+		long long t0 = now_ms(), t;
+
+		memset(self->map, 'a' + i, NPAGES * psz);
+		r = fsync(self->fd) ? -errno : 0;
+		t = now_ms() - t0;
+		worst = t > worst ? t : worst;
+		EXPECT_TRUE(r == 0 || r == -EBUSY || r == -ETIMEDOUT) TH_LOG("fsync: %d", r);
+		results[r == 0 ? 0 : r == -EBUSY ? 1 : 2]++;
+		/* The budget (1 s) and a generous margin for a loaded TCG guest. */
+		EXPECT_GT(4000, t);
+	}
+	atomic_store(&s.stop, true);
+	for (i = 0; i < STORMERS; i++)
+		pthread_join(s.th[i], NULL);
+	TH_LOG("%s: %lu storm pins; fsync ok %d, EBUSY %d, ETIMEDOUT %d; slowest %lld ms",
+	       variant->opts, atomic_load(&s.pins), results[0], results[1], results[2], worst);
+	EXPECT_LT(100UL, atomic_load(&s.pins));
+	EXPECT_EQ(0, fsync(self->fd));
+	ASSERT_EQ((ssize_t)(NPAGES * psz), pinwbfs_read_store(self->fd, store, NPAGES * psz, 0));
+	EXPECT_EQ(0, memcmp(store, self->map, NPAGES * psz));
+	close(s.dev);
+	free(store);
+	ASSERT_NOTHING_LEAKED(&before);
+}
+
+TEST_HARNESS_MAIN
