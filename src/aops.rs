@@ -231,9 +231,11 @@ unsafe fn prepass(
                     if mapped && folio_mkclean(folio) > 0 {
                         bindings::folio_mark_dirty(folio);
                         COUNTERS.redirtied_mapped.add(1, Relaxed);
+                        crate::trace::redirty(folio, pinned, crate::trace::Redirty::Pte);
                     } else if want_pinned {
                         bindings::folio_mark_dirty(folio);
                         COUNTERS.redirtied_pinned.add(1, Relaxed);
+                        crate::trace::redirty(folio, pinned, crate::trace::Redirty::Pin);
                     }
                 }
                 bindings::folio_unlock(folio);
@@ -256,6 +258,8 @@ unsafe fn wait_unpinned(folio: *mut bindings::folio, deadline: Instant<Monotonic
     let left_ms = (deadline - start).as_millis().max(0);
     // `left_ms` is at most MAX_WAIT_TIMEOUT_MS (stats.rs): fits a u32.
     let jiffies = msecs_to_jiffies(left_ms.min(i64::from(u32::MAX)) as u32);
+    // SAFETY: The caller holds a reference on `folio`.
+    unsafe { crate::trace::wait_start(folio, left_ms) };
     // SAFETY: The folio stays referenced, as the caller guarantees.
     let ret = wait_until(
         || unsafe { classify(folio) } == Pinned::No,
@@ -269,6 +273,8 @@ unsafe fn wait_unpinned(folio: *mut bindings::folio, deadline: Instant<Monotonic
     if ret == Err(ETIMEDOUT) {
         COUNTERS.wait_timeouts.add(1, Relaxed);
     }
+    // SAFETY: As above.
+    unsafe { crate::trace::wait_end(folio, &ret, start) };
     ret
 }
 
@@ -372,6 +378,7 @@ impl Writeback<'_> {
         }
         // SAFETY: Locked, referenced, order-0 (pinwbfs does not enable large folios).
         let index = unsafe { pinwb_folio_index(folio) };
+        crate::trace::decision(self.ino, index, integrity, policy, pinned, action);
         match action {
             Action::Write => {
                 // SAFETY: Locked and referenced; the IO takes its own reference, dropped
@@ -387,6 +394,7 @@ impl Writeback<'_> {
                     bindings::folio_unlock(folio);
                     io
                 };
+                crate::trace::io_submit(self.ino, index, false);
                 self.push(io);
                 0
             }
@@ -403,10 +411,12 @@ impl Writeback<'_> {
                 }
                 COUNTERS.bounced.add(1, Relaxed);
                 COUNTERS.bounced_bytes.add(PAGE_SIZE as u64, Relaxed);
+                crate::trace::bounce(self.ino, index);
                 // The device may still be writing: the folio stays dirty.
                 keep_dirty();
                 // SAFETY: A bounce source is owned by the IO.
                 let io = unsafe { Io::submit(index, Source::Bounce(bounce)) };
+                crate::trace::io_submit(self.ino, index, true);
                 self.push(io);
                 0
             }

@@ -182,6 +182,7 @@ impl PinwbFile {
         record.handle.store(handle, Relaxed);
         args.handle = handle;
         args.nr_pages = record.nr_pages() as u64;
+        crate::trace::pin(&record);
         if let Err(e) = guard.store(handle as usize, record, GFP_KERNEL) {
             // Release the pages outside the spinlock: unpinning may sleep.
             drop(guard);

@@ -19,6 +19,7 @@
 //! - [`device`]: `/dev/pinwb` and the pins each open file owns.
 //! - [`helpers`]: the C wrappers of `helpers.c`.
 //! - [`stats`]: counters and knobs.
+//! - [`trace`]: the trace events of `pinwb_trace.h`.
 //! - [`debugfs`]: the debugfs directory `/sys/kernel/debug/pinwb/`.
 
 use kernel::{miscdevice::MiscDeviceRegistration, prelude::*};
@@ -38,6 +39,7 @@ mod policy;
 mod request;
 mod stats;
 mod store;
+mod trace;
 
 module! {
     type: PinwbModule,
