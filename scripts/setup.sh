@@ -21,6 +21,8 @@ PACKAGES=(
 	# the real-filesystem lab: mkfs for ext4 and btrfs, dmsetup for
 	# dm-integrity and dm-delay
 	e2fsprogs btrfs-progs dmsetup
+	# pinwb's trace events, recorded in the guest
+	trace-cmd
 )
 
 missing=()

@@ -54,6 +54,8 @@ add_tool /usr/bin/fio
 for t in /usr/sbin/mkfs.ext4 /usr/sbin/mkfs.xfs /usr/sbin/mkfs.btrfs /usr/sbin/dmsetup; do
 	[ -e "$t" ] && add_tool "$t"
 done
+# pinwb's trace events (Documentation/pinwb.rst, "Tracing").
+[ -e /usr/bin/trace-cmd ] && add_tool /usr/bin/trace-cmd
 echo "$mode" > "$stage/etc/pinwb/mode"
 # Environment for the guest's tests (e.g. longer fuzzing on the debug kernel).
 printf '%s\n' ${PINWB_GUEST_ENV:-} > "$stage/etc/pinwb/env"

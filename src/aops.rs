@@ -34,6 +34,7 @@ use crate::{
     policy::{decide, possibly_dirty, Action, Pinned, Policy},
     stats::{COUNTERS, TUNABLES},
     store::{Batch, Io, Source, Store},
+    trace,
 };
 use kernel::{
     bindings,
@@ -203,9 +204,11 @@ fn prepass(
                 if mapped && folio.mkclean() {
                     folio.mark_dirty();
                     COUNTERS.redirtied_mapped.add(1, Relaxed);
+                    trace::redirty(&folio, pinned, trace::Redirty::Pte);
                 } else if want_pinned {
                     folio.mark_dirty();
                     COUNTERS.redirtied_pinned.add(1, Relaxed);
+                    trace::redirty(&folio, pinned, trace::Redirty::Pin);
                 }
             }
         }
@@ -218,6 +221,7 @@ fn prepass(
 /// the pinner's unpin may lock it.
 fn wait_unpinned(index: &FolioIndex, folio: &Folio, deadline: Instant<Monotonic>) -> Result {
     let start = Instant::<Monotonic>::now();
+    trace::wait_start(folio, (deadline - start).as_millis().max(0));
     let ret = index.wait_until(|| index.classify(folio) == Pinned::No, deadline);
     COUNTERS.waited.add(1, Relaxed);
     COUNTERS
@@ -226,6 +230,7 @@ fn wait_unpinned(index: &FolioIndex, folio: &Folio, deadline: Instant<Monotonic>
     if ret == Err(ETIMEDOUT) {
         COUNTERS.wait_timeouts.add(1, Relaxed);
     }
+    trace::wait_end(folio, &ret, start);
     ret
 }
 
@@ -310,9 +315,12 @@ impl Writeback<'_> {
             };
         }
         let page_index = locked.index();
+        let ino = self.inode.ino();
+        trace::decision(ino, page_index, integrity, policy, pinned, action);
         match action {
             Action::Write => {
                 let io = Io::submit(page_index, Source::Folio(locked.start_writeback()));
+                trace::io_submit(ino, page_index, false);
                 self.push(io);
                 0
             }
@@ -326,9 +334,11 @@ impl Writeback<'_> {
                 locked.map().copy_to(&bounce);
                 COUNTERS.bounced.add(1, Relaxed);
                 COUNTERS.bounced_bytes.add(PAGE_SIZE as u64, Relaxed);
+                trace::bounce(ino, page_index);
                 // The device may still be writing: the folio stays dirty.
                 locked.redirty(self.wbc);
                 let io = Io::submit(page_index, Source::Bounce(bounce));
+                trace::io_submit(ino, page_index, true);
                 self.push(io);
                 0
             }

@@ -196,6 +196,13 @@ impl PinwbFile {
         record.handle.store(handle, Relaxed);
         args.handle = handle;
         args.nr_pages = record.nr_pages() as u64;
+        crate::trace::pin(
+            handle,
+            record.addr,
+            record.nr_pages(),
+            record.kind(),
+            record.flags & defs::PINWB_PIN_WRITE != 0,
+        );
         if let Err(e) = guard.store(handle as usize, record, GFP_KERNEL) {
             // Release the pages outside the spinlock: unpinning may sleep.
             drop(guard);

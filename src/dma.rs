@@ -226,6 +226,7 @@ impl WorkItem for DmaWriter {
             let first = per.min(total - off);
             this.fill(off, first, pass);
             this.fill(0, per - first, pass);
+            crate::trace::dma_pass(this.params.pattern, pass, off, per, this.nr);
             off = (off + per) % total;
             pass += 1;
             this.passes.store(pass, Relaxed);

@@ -340,6 +340,13 @@ impl PinnedDrop for PinRecord {
         // SAFETY: `held` is not structurally pinned; nothing else is moved.
         let this = unsafe { self.get_unchecked_mut() };
         this.held.dirty = this.dirty_on_release.load(Relaxed);
+        crate::trace::unpin(
+            this.handle.load(Relaxed),
+            this.addr,
+            this.nr_pages(),
+            this.kind(),
+            this.held.dirty,
+        );
         // `held` is released next (index, counters, pages), then `_charge` is returned.
     }
 }

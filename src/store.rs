@@ -355,6 +355,7 @@ impl Batch {
                 }
                 Source::Bounce(page) => store.write_page(index, page, crc),
             };
+            crate::trace::io_complete(ino, index, &res);
             match res {
                 Ok(()) => {
                     COUNTERS.folios_written.add(1, Relaxed);
@@ -375,6 +376,7 @@ impl Batch {
 /// Counts and logs (rate-limited) a torn write.
 fn torn(ino: u64, index: usize, crc: u32, stored: u32) {
     let n = COUNTERS.torn_writes.fetch_add(1, Relaxed) + 1;
+    crate::trace::torn_write(ino, index, crc, stored);
     // The first few, then at powers of two.
     if n <= 4 || n.is_power_of_two() {
         pr_info!(
