@@ -21,6 +21,12 @@ S := scripts
 export PINWB_CMD := $(value CMD)
 export KDIR EXTRA CLIPPY PINWB_CACHE PINWB_TIMEOUT QUICK
 
+ifneq ($(KDIR),)
+ifeq ($(wildcard $(KDIR)/.),)
+$(error KDIR=$(KDIR) is not a directory (give a configured and built kernel tree))
+endif
+endif
+
 .PHONY: all setup kernel module selftests check check-debug run shell bench layout-check fmt clean
 
 all: module selftests
@@ -42,6 +48,9 @@ fmt: kernel
 
 layout-check: kernel
 	@$(S)/layout-check.sh "$$($(S)/kernel.sh)"
+
+# Targets that boot the kernel also need the tests' options (selftests/config).
+check check-debug run shell bench: export PINWB_BOOT := 1
 
 # 6 GiB: the large-file tests keep 2 GiB in the page cache and 2 GiB in the
 # store (TCG allocates guest memory only when touched).

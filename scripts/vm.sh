@@ -16,7 +16,8 @@ set -euo pipefail
 . "$(dirname "$0")/common.sh"
 
 mode=${1:?usage: vm.sh check|run|shell|bench}
-kbuild=$("$PINWB_ROOT/scripts/kernel.sh")
+# Booting needs the tests' options too (selftests/config), for KDIR= trees.
+kbuild=$(PINWB_BOOT=1 "$PINWB_ROOT/scripts/kernel.sh")
 bzimage=$kbuild/arch/x86/boot/bzImage
 [ -f "$bzimage" ] || pinwb_die "no bzImage in $kbuild"
 
