@@ -19,7 +19,7 @@ SHELL := /bin/bash
 S := scripts
 # CMD is passed to the guest as written: make must not expand its '$'.
 export PINWB_CMD := $(value CMD)
-export KDIR EXTRA CLIPPY PINWB_CACHE PINWB_TIMEOUT QUICK
+export KDIR EXTRA CLIPPY PINWB_CACHE PINWB_TIMEOUT QUICK INSTALL_MOD_PATH
 
 ifneq ($(KDIR),)
 ifeq ($(wildcard $(KDIR)/.),)
@@ -27,7 +27,8 @@ $(error KDIR=$(KDIR) is not a directory (give a configured and built kernel tree
 endif
 endif
 
-.PHONY: all setup kernel module selftests check check-debug run shell bench layout-check fmt clean
+.PHONY: all setup kernel module selftests check check-debug run shell bench \
+	layout-check fmt install modules_install clean
 
 all: module selftests
 
@@ -82,6 +83,17 @@ check-debug: selftests
 # Benchmarks (not tests): QUICK=1 for a short run. Results: build/bench/.
 bench: module selftests
 	@PINWB_MEM=$${PINWB_MEM:-8G} PINWB_TIMEOUT=$${PINWB_TIMEOUT:-1800} $(S)/vm.sh bench
+
+# For a kernel of your own (KDIR=): Kbuild's modules_install, into
+# /lib/modules/<its version>/updates (INSTALL_MOD_PATH= for a staging root).
+# The test kernel's module needs no installing: it is in the initramfs.
+ifneq ($(filter install modules_install,$(MAKECMDGOALS)),)
+ifeq ($(KDIR),)
+$(error make install needs KDIR= (the kernel pinwb.ko is for); the test kernel's module is in its initramfs)
+endif
+endif
+install modules_install: module
+	@$(S)/module.sh modules_install
 
 clean:
 	@[ ! -d build ] || rm -rf build

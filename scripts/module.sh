@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# Build pinwb.ko in place with Kbuild against the test kernel (or KDIR=).
+# module.sh [TARGET]: build pinwb.ko in place with Kbuild against the test
+# kernel (or KDIR=), or run Kbuild's TARGET for it (modules_install).
 # CLIPPY=1 runs clippy on the Rust crate as part of the build.
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
@@ -28,5 +29,9 @@ if [ -n "${PINWB_VARIANT:-}" ]; then
 	mkdir -p "$dir"
 	cp -a -u "$PINWB_ROOT/Kbuild" "$PINWB_ROOT/src" "$PINWB_ROOT/include" "$dir/"
 fi
-make -s -C "$kbuild" M="$dir" "${MAKEVARS[@]}" "${extra[@]}" W=1 modules
-pinwb_log "module: $dir/pinwb.ko"
+target=${1:-modules}
+make -s -C "$kbuild" M="$dir" "${MAKEVARS[@]}" "${extra[@]}" W=1 "$target"
+case $target in
+modules) pinwb_log "module: $dir/pinwb.ko" ;;
+modules_install) pinwb_log "installed: ${INSTALL_MOD_PATH:-}/lib/modules/$(make -s -C "$kbuild" kernelrelease)/updates/pinwb.ko" ;;
+esac
