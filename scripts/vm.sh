@@ -29,13 +29,15 @@ ln -sfn "$logs" "$out/logs/latest"
 # --- initramfs -------------------------------------------------------------
 stage=$out/initramfs
 rm -rf "$stage"
-mkdir -p "$stage"/{bin,sbin,usr/bin,usr/sbin,proc,sys,dev,tmp,etc/pinwb,lib/modules,selftests,extra,root}
+mkdir -p "$stage"/{bin,sbin,usr/bin,usr/sbin,proc,sys,dev,tmp,etc/pinwb,lib/modules,extra,root}
 cp /bin/busybox "$stage/bin/busybox"
 ln -s busybox "$stage/bin/sh"
 cp "$PINWB_ROOT/scripts/guest/init" "$stage/init"
 cp "$PINWB_ROOT/scripts/guest/pinwb-guest" "$stage/bin/pinwb-guest"
 cp "${PINWB_KO:-$PINWB_ROOT/pinwb.ko}" "$stage/lib/modules/pinwb.ko"
-cp "$out"/selftests/* "$stage/selftests/" 2>/dev/null || true
+# The kselftest install (scripts/selftests.sh); /selftests is pinwb's part.
+cp -a "$out/kselftest" "$stage/kselftest"
+ln -s kselftest/pinwb "$stage/selftests"
 for f in ${EXTRA:-}; do cp -a "$f" "$stage/extra/"; done
 
 # add_tool PATH: a dynamically linked program from the host, with every

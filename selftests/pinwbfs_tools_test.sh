@@ -82,7 +82,7 @@ no_torn_writes() { [ "$(cat $DBG/torn_writes)" -eq "$torn0" ]; }
 # fio with io_uring fixed buffers in a pinwbfs mapping (pinwbfs_fio_uring):
 # its pins are foreign to pinwb. field NAME: a field of the scenario's line.
 field() { echo "$row" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
-fio_uring() { row=$("$BIN/pinwbfs_fio_uring" "$1" 3) && echo "# $row" && [ "$(field fio)" = 0 ]; }
+fio_uring() { row=$("$BIN/pinwbfs_fio_uring.sh" "$1" 3) && echo "# $row" && [ "$(field fio)" = 0 ]; }
 
 # The bug, with code nobody here wrote: naive writes folios that io_uring is
 # copying into.
