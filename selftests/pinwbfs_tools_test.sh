@@ -8,7 +8,16 @@
 
 M=/tmp/pinwbfs-tools
 R=/tmp/pinwbfs-tools-ref
-BIN=$(dirname "$0")
+BIN=${0%/*}
+KSFT_SKIP=4
+
+# kselftest's rule: skip, not fail, when something this needs is absent.
+skip() { echo "1..0 # SKIP $*"; exit $KSFT_SKIP; }
+[ "$(id -u)" = 0 ] || skip "needs root (pinwbfs and /dev/pinwb)"
+for tool in xfs_io fio; do
+	command -v $tool > /dev/null || skip "$tool is not installed"
+done
+grep -qw pinwbfs /proc/filesystems || skip "pinwbfs is not registered: load pinwb.ko first"
 DBG=/sys/kernel/debug/pinwb
 n=0
 failed=0
