@@ -4,20 +4,23 @@
 # vm.sh check|run|shell: pack an initramfs (busybox, pinwb.ko, the selftests,
 # EXTRA files) and boot the test kernel in QEMU.
 #
-#   check  run all tests; parse the TAP stream, scan the console log for
-#          splats; the last line is "N passed, N failed, N skipped".
+#   check  run the host's tests (host-test.sh), then all tests in the guest;
+#          parse the TAP streams (KUnit's with the kernel's kunit.py), scan the
+#          console log for splats; the last line is "N passed, N failed, N skipped".
 #   run    show what pinwb exposes; CMD='…' runs a command in the guest, in
 #          /extra where the EXTRA='file…' files are copied.
 #   shell  interactive guest shell on this terminal.
 #   bench  run selftests/pinwb_bench (QUICK=1: -q); CSV in build/bench/.
 #
-# Logs: build/logs/<mode>-<time>/{console.log,tap.log}; build/logs/latest.
+# Logs: build/logs/<mode>-<time>/{console.log,tap.log,host.tap,kunit.tap,results.tap};
+# build/logs/latest.
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
 
 mode=${1:?usage: vm.sh check|run|shell|bench}
 # Booting needs the tests' options too (selftests/config), for KDIR= trees.
 kbuild=$(PINWB_BOOT=1 "$PINWB_ROOT/scripts/kernel.sh")
+ksrc=$(readlink -f "$kbuild/source" 2>/dev/null || echo "$kbuild")
 bzimage=$kbuild/arch/x86/boot/bzImage
 [ -f "$bzimage" ] || pinwb_die "no bzImage in $kbuild"
 
@@ -109,6 +112,15 @@ if [ "$mode" = shell ]; then
 fi
 
 console=$logs/console.log
+
+# The host's own tests first (scripts/host-test.sh), counted with the
+# guest's; once per CI run, with the default kernel, not again in check-debug.
+: > "$logs/host.tap"
+if [ "$mode" = check ] && [ -z "${PINWB_VARIANT:-}" ]; then
+	"$PINWB_ROOT/scripts/host-test.sh" "$kbuild" "$out/kselftest/pinwb" > "$logs/host.tap"
+	cat "$logs/host.tap"
+fi
+
 tapf=$logs/tap.log
 : > "$tapf"
 timeout=${PINWB_TIMEOUT:-900}
@@ -149,13 +161,20 @@ if [ "$mode" = run ]; then
 	exit "$(sed -n 's/^# exit status: \([0-9]*\)$/\1/p' "$tapf" | tail -n1 | grep . || echo 0)"
 fi
 
-passed=$(grep -acE '^ok [0-9]+ ' "$tapf" | head -n1 || true)
-skipped=$(grep -acE '^ok [0-9]+ .*# (SKIP|skip)' "$tapf" || true)
-failed=$(grep -acE '^not ok [0-9]+ ' "$tapf" || true)
+# pinwb's KUnit suites, parsed by the kernel's kunit.py (scripts/kunit-tap.py).
+"$PINWB_ROOT/scripts/kunit-tap.py" "$ksrc" "$tapf" > "$logs/kunit.tap" ||
+	problems+=("scripts/kunit-tap.py could not read the KUnit results in $tapf")
+cat "$logs/kunit.tap"
+results=$logs/results.tap
+cat "$logs/host.tap" "$tapf" "$logs/kunit.tap" > "$results"
+
+passed=$(grep -acE '^ok [0-9]+ ' "$results" || true)
+skipped=$(grep -acE '^ok [0-9]+ .*# (SKIP|skip)' "$results" || true)
+failed=$(grep -acE '^not ok [0-9]+ ' "$results" || true)
 passed=$((passed - skipped))
 if [ "$failed" != 0 ]; then
 	echo "failed tests:"
-	grep -aE '^not ok [0-9]+ ' "$tapf" | sed 's/^/  /'
+	grep -aE '^not ok [0-9]+ ' "$results" | sed 's/^/  /'
 fi
 for p in "${problems[@]}"; do echo "pinwb: $p"; done
 failed=$((failed + ${#problems[@]}))
