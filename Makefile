@@ -28,7 +28,7 @@ endif
 endif
 
 .PHONY: all setup kernel module selftests check check-debug run shell bench \
-	layout-check fmt install modules_install clean
+	layout-check fmt install modules_install rust-analyzer clean
 
 all: module selftests
 
@@ -95,9 +95,14 @@ endif
 install modules_install: module
 	@$(S)/module.sh modules_install
 
+# rust-project.json for rust-analyzer, with the pinwb crate (src/Kbuild names
+# its root); the module build first generates src/uapi_generated.rs.
+rust-analyzer: module
+	@$(S)/module.sh rust-analyzer
+
 clean:
 	@[ ! -d build ] || rm -rf build
-	@rm -f src/uapi_generated.rs
+	@rm -f src/uapi_generated.rs rust-project.json
 	@find . \( -name '*.o' -o -name '*.ko' -o -name '*.mod' -o -name '*.mod.c' \
 		-o -name '.*.cmd' -o -name '.*.d' -o -name '*.rmeta' \) -delete
 	@rm -f modules.order Module.symvers
