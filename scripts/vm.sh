@@ -7,9 +7,10 @@
 #   check  run the host's tests (host-test.sh), then all tests in the guest;
 #          parse the TAP streams (KUnit's with the kernel's kunit.py), scan the
 #          console log for splats; the last line is "N passed, N failed, N skipped".
-#   run    show what pinwb exposes; CMD='…' runs a command in the guest, in
-#          /extra where the EXTRA='file…' files are copied.
-#   shell  interactive guest shell on this terminal.
+#   run    the demo: what 7.3 does, then the policies (DUMP=1: and debugfs);
+#          CMD='…' runs a command in the guest instead, in /extra where the
+#          EXTRA='file…' files are copied.
+#   shell  interactive guest shell on this terminal; the kernel log to a file.
 #   bench  run selftests/pinwb_bench (QUICK=1: -q); CSV in build/bench/.
 #
 # Logs: build/logs/<mode>-<time>/{console.log,tap.log,host.tap,kunit.tap,results.tap};
@@ -64,6 +65,7 @@ echo "$mode" > "$stage/etc/pinwb/mode"
 # Environment for the guest's tests (e.g. longer fuzzing on the debug kernel).
 printf '%s\n' ${PINWB_GUEST_ENV:-} > "$stage/etc/pinwb/env"
 [ -z "${QUICK:-}" ] || echo "-q" > "$stage/etc/pinwb/bench-args"
+[ -z "${DUMP:-}" ] || touch "$stage/etc/pinwb/dump"
 echo "${PINWB_CPUS:-2}" > "$stage/etc/pinwb/cpus"
 cmd=${PINWB_CMD:-${CMD:-}}
 [ -z "$cmd" ] || printf '%s\n' "$cmd" > "$stage/etc/pinwb/cmd"
@@ -107,11 +109,14 @@ qemu=(qemu-system-x86_64 "${accel[@]}" -smp "$cpus,sockets=$cpus" -m "${PINWB_ME
 	-kernel "$bzimage" -initrd "$out/initramfs.cpio"
 	-append "console=ttyS0 panic=-1 rdinit=/init $clock ${PINWB_APPEND:-}")
 
-if [ "$mode" = shell ]; then
-	exec "${qemu[@]}" -nographic -serial mon:stdio -serial null
-fi
-
 console=$logs/console.log
+# The shell is on the second serial port, this terminal; the kernel's
+# console (the first) goes to the log.
+if [ "$mode" = shell ]; then
+	"${qemu[@]}" -nographic -serial "file:$console" -serial mon:stdio || true
+	pinwb_log "kernel log: $console"
+	exit 0
+fi
 
 # The host's own tests first (scripts/host-test.sh), counted with the
 # guest's; once per CI run, with the default kernel, not again in check-debug.
