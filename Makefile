@@ -4,32 +4,64 @@
 # $(PINWB_CACHE) (default ~/.cache/pinwb); this tree gets the module objects
 # and build/ (selftests, initramfs, guest logs).
 #
-#   make check        build everything needed and run all tests in QEMU
-#   make check-debug  the same on the debug kernel (KASAN, lockdep, kmemleak, ...)
-#   make run          boot the test kernel with pinwb loaded and show debugfs
-#   make shell        the same, with an interactive guest shell
-#   make bench        pin and writeback cost, wait latency, memory (QUICK=1: short)
-#   make run CMD='…' EXTRA='file…'   copy files into the guest (/extra) and run CMD there
-#
-# Pieces: setup (packages, bindgen), kernel (test kernel, or KDIR=), module,
-# selftests, layout-check, fmt (rustfmt src/; the module build refuses
-# unformatted code). Add CLIPPY=1 to lint the Rust code while building.
+# 'make help' lists the targets and variables.
 
 SHELL := /bin/bash
 S := scripts
 # CMD is passed to the guest as written: make must not expand its '$'.
 export PINWB_CMD := $(value CMD)
-export KDIR EXTRA CLIPPY PINWB_CACHE PINWB_TIMEOUT QUICK
+export KDIR EXTRA CLIPPY PINWB_CACHE PINWB_TIMEOUT QUICK DUMP INSTALL_MOD_PATH
+# Only the kernel target says what it found cached (scripts/common.sh).
+export PINWB_SAID_CACHED := 1
 
-.PHONY: all setup kernel module selftests check check-debug run shell bench layout-check fmt clean
+ifneq ($(KDIR),)
+ifeq ($(wildcard $(KDIR)/.),)
+$(error KDIR=$(KDIR) is not a directory (give a configured and built kernel tree))
+endif
+endif
+
+.PHONY: all help setup kernel module selftests check check-debug run shell bench \
+	layout-check fmt install modules_install rust-analyzer clean
 
 all: module selftests
+
+help:
+	@echo 'pinwb: build and test in its own QEMU test kernel (README.md)'
+	@echo
+	@echo 'Targets:'
+	@echo '  check          build what is missing, run every test; ends with "N passed, N failed, N skipped"'
+	@echo '  check-debug    the same on the debug kernel (KASAN, lockdep, kmemleak, ...)'
+	@echo '  run            boot with pinwb loaded: what 7.3 does, then the policies (DUMP=1: debugfs too)'
+	@echo '  shell          the same, with a shell in the guest (kernel log: dmesg)'
+	@echo '  bench          pin and writeback cost, wait latency, memory (QUICK=1: short)'
+	@echo '  module         build pinwb.ko in place (CLIPPY=1: with clippy)'
+	@echo '  selftests      build the selftests into build/selftests'
+	@echo '  install        install pinwb.ko into KDIR'"'"'s /lib/modules/<version> (alias: modules_install)'
+	@echo '  rust-analyzer  write rust-project.json for editors'
+	@echo '  fmt            rustfmt src/ (the module build refuses unformatted code)'
+	@echo '  setup          install packages, build bindgen'
+	@echo '  kernel         build the test kernel, or check KDIR='
+	@echo '  layout-check   compare Rust'"'"'s view of the kernel structs with C'"'"'s'
+	@echo '  clean          remove build/ and the module objects'
+	@echo
+	@echo 'Variables:'
+	@echo '  KDIR=dir           your own kernel build instead of the test kernel (options: selftests/config)'
+	@echo '  CMD='"'"'...'"'"'          with run: run this in the guest instead of the demo'
+	@echo '                     (one test: make run CMD='"'"'/selftests/pinwb_pin_test -t NAME'"'"')'
+	@echo '  EXTRA='"'"'file...'"'"'    with run: copy files into the guest'"'"'s /extra'
+	@echo '  DUMP=1             with run: print every readable debugfs file of pinwb'
+	@echo '  CLIPPY=1           lint the Rust code while building'
+	@echo '  QUICK=1            with bench: a short run'
+	@echo '  INSTALL_MOD_PATH=  with install: a staging root'
+	@echo '  PINWB_CACHE=dir    toolchain, kernel source and builds (default ~/.cache/pinwb)'
+	@echo '  PINWB_TIMEOUT=s    the guest'"'"'s time limit (default 900)'
+	@echo '  PINWB_MEM= PINWB_CPUS=  guest memory (check: 6G) and CPUs (2)'
 
 setup:
 	@$(S)/setup.sh
 
 kernel: setup
-	@$(S)/kernel.sh >/dev/null
+	@PINWB_SAID_CACHED= $(S)/kernel.sh >/dev/null
 
 module: kernel
 	@$(S)/module.sh
@@ -41,7 +73,10 @@ fmt: kernel
 	@PINWB_FMT=1 $(S)/module.sh
 
 layout-check: kernel
-	@$(S)/layout-check.sh "$$($(S)/kernel.sh)"
+	@kb=$$($(S)/kernel.sh) && PINWB_SAID_CACHED= $(S)/layout-check.sh "$$kb"
+
+# Targets that boot the kernel also need the tests' options (selftests/config).
+check check-debug run shell bench: export PINWB_BOOT := 1
 
 # 6 GiB: the large-file tests keep 2 GiB in the page cache and 2 GiB in the
 # store (TCG allocates guest memory only when touched).
@@ -74,9 +109,25 @@ check-debug: selftests
 bench: module selftests
 	@PINWB_MEM=$${PINWB_MEM:-8G} PINWB_TIMEOUT=$${PINWB_TIMEOUT:-1800} $(S)/vm.sh bench
 
+# For a kernel of your own (KDIR=): Kbuild's modules_install, into
+# /lib/modules/<its version>/updates (INSTALL_MOD_PATH= for a staging root).
+# The test kernel's module needs no installing: it is in the initramfs.
+ifneq ($(filter install modules_install,$(MAKECMDGOALS)),)
+ifeq ($(KDIR),)
+$(error make install needs KDIR= (the kernel pinwb.ko is for); the test kernel's module is in its initramfs)
+endif
+endif
+install modules_install: module
+	@$(S)/module.sh modules_install
+
+# rust-project.json for rust-analyzer, with the pinwb crate (src/Kbuild names
+# its root); the module build first generates src/uapi_generated.rs.
+rust-analyzer: module
+	@$(S)/module.sh rust-analyzer
+
 clean:
 	@[ ! -d build ] || rm -rf build
-	@rm -f src/uapi_generated.rs src/helpers_generated.rs
+	@rm -f src/uapi_generated.rs src/helpers_generated.rs rust-project.json
 	@find . \( -name '*.o' -o -name '*.ko' -o -name '*.mod' -o -name '*.mod.c' \
 		-o -name '.*.cmd' -o -name '.*.d' -o -name '*.rmeta' \) -delete
 	@rm -f modules.order Module.symvers

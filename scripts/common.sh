@@ -26,6 +26,10 @@ pinwb_make_vars() {
 }
 
 pinwb_log() { printf 'pinwb: %s\n' "$*" >&2; }
+# What a warm run finds (cached kernel, source, passed checks): the Makefile
+# sets PINWB_SAID_CACHED for every script but the first one of a make run,
+# which is the only one to say it.
+pinwb_note() { [ -n "${PINWB_SAID_CACHED:-}" ] || pinwb_log "$@"; }
 pinwb_die() { printf 'pinwb: error: %s\n' "$*" >&2; exit 1; }
 
 # version_ge A B: true when version A >= version B (dotted numbers).

@@ -31,7 +31,7 @@ pick_cached() {
 }
 
 if [ -z "${PINWB_REFRESH:-}" ] && tree=$(pick_cached) && [ -n "$tree" ] && [ -f "$tree/.pinwb-extracted" ]; then
-	pinwb_log "kernel source: $(cat "$tree/.pinwb-extracted") (cached at $tree)"
+	pinwb_note "kernel source: $(cat "$tree/.pinwb-extracted") (cached at $tree)"
 	echo "$tree"
 	exit 0
 fi

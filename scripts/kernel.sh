@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # Configure and build pinwb's test kernel (tinyconfig + .config.fragment), or
-# validate an existing tree given as KDIR=. Prints the build directory on stdout.
+# check an existing tree given as KDIR= against selftests/config. Prints the
+# build directory on stdout.
 #
 # The build directory is keyed by kernel version, fragment and toolchain, so a
 # warm run finds a finished build and returns at once.
@@ -44,13 +45,24 @@ check_fragment() {
 	[ $bad = 0 ] || pinwb_die "the kernel configuration dropped fragment options (see above); check their dependencies"
 }
 
+# A tree of the user's: a configured and built kernel (or its build
+# directory) with the options pinwb needs (selftests/config), built with the
+# rustc pinwb builds with. PINWB_BOOT=1 (vm.sh): also what the tests need.
 if [ -n "${KDIR:-}" ]; then
+	[ -d "$KDIR" ] || pinwb_die "KDIR=$KDIR is not a directory (give a configured and built kernel tree)"
 	KDIR=$(cd "$KDIR" && pwd)
-	[ -f "$KDIR/.config" ] || pinwb_die "KDIR=$KDIR has no .config"
-	grep -qx CONFIG_RUST=y "$KDIR/.config" || pinwb_die "KDIR=$KDIR is not Rust-enabled (CONFIG_RUST is off)"
+	[ -f "$KDIR/.config" ] || pinwb_die "KDIR=$KDIR has no .config (not a configured kernel tree)"
 	[ -f "$KDIR/Module.symvers" ] || pinwb_die "KDIR=$KDIR is not built (no Module.symvers)"
-	check_fragment "$KDIR" "$fragment"
-	"$PINWB_ROOT/scripts/layout-check.sh" "$KDIR" >&2
+	"$PINWB_ROOT/scripts/kconfig-check.sh" ${PINWB_BOOT:+--boot} "$KDIR/.config"
+	built=$(sed -n 's/^CONFIG_RUSTC_VERSION_TEXT="\(.*\)"$/\1/p' "$KDIR/.config")
+	have=$(/usr/bin/rustc --version)
+	[ "$built" = "$have" ] ||
+		pinwb_die "KDIR=$KDIR was built with ${built:-an unknown rustc}, pinwb builds with /usr/bin/rustc ($have): a Rust module needs the kernel's own rustc"
+	if [ -f "$KDIR/rust/bindings/.bindings_generated.rs.cmd" ]; then
+		"$PINWB_ROOT/scripts/layout-check.sh" "$KDIR" >&2
+	else
+		pinwb_note "layout check: skipped, KDIR=$KDIR has no rust/bindings/.bindings_generated.rs.cmd (not the tree the kernel was built in)"
+	fi
 	echo "$KDIR"
 	exit 0
 fi
@@ -62,7 +74,8 @@ key=$(printf '%s\n%s\n%s\n' "$kver" "$toolchain" "tinyconfig" | cat - "$fragment
 build=${PINWB_KBUILD:-$PINWB_CACHE/build/$(make -s -C "$src" kernelversion)${PINWB_VARIANT:+-$PINWB_VARIANT}-$key}
 
 if [ -f "$build/.pinwb-built" ]; then
-	pinwb_log "test kernel: $build (cached)"
+	"$PINWB_ROOT/scripts/kconfig-check.sh" --boot "$build/.config"
+	pinwb_note "test kernel: $build (cached)"
 	echo "$build"
 	exit 0
 fi
@@ -79,6 +92,7 @@ kmake tinyconfig
 "$src/scripts/kconfig/merge_config.sh" -m -O "$build" "$build/.config" "$fragment" >>"$log" 2>&1
 kmake olddefconfig
 check_fragment "$build" "$fragment"
+"$PINWB_ROOT/scripts/kconfig-check.sh" --boot "$build/.config"
 kmake -j"$jobs" all
 "$PINWB_ROOT/scripts/layout-check.sh" "$build" >&2
 printf '%s\n%s\n' "$kver" "$toolchain" > "$build/.pinwb-built"

@@ -24,7 +24,7 @@ STRUCTS="task_struct mm_struct vm_area_struct vm_operations_struct vm_fault page
 stamp=$build/.pinwb-layout-ok
 if [ -f "$stamp" ] && [ "$stamp" -nt "$build/rust/bindings/bindings_generated.rs" ] &&
 	[ "$stamp" -nt "$0" ]; then
-	pinwb_log "layout check: passed before for $build"
+	pinwb_note "layout check: passed before for $build"
 	exit 0
 fi
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# Build pinwb.ko in place with Kbuild against the test kernel (or KDIR=).
-# CLIPPY=1 runs clippy on the Rust crate as part of the build.
+# module.sh [TARGET]: build pinwb.ko in place with Kbuild against the test
+# kernel (or KDIR=), or run Kbuild's TARGET for it (modules_install,
+# rust-analyzer). CLIPPY=1 runs clippy on the Rust crate as part of the build.
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
 
@@ -28,5 +29,16 @@ if [ -n "${PINWB_VARIANT:-}" ]; then
 	mkdir -p "$dir"
 	cp -a -u "$PINWB_ROOT/Kbuild" "$PINWB_ROOT/src" "$PINWB_ROOT/include" "$dir/"
 fi
-make -s -C "$kbuild" M="$dir" "${MAKEVARS[@]}" "${extra[@]}" W=1 modules
-pinwb_log "module: $dir/pinwb.ko"
+target=${1:-modules}
+make -s -C "$kbuild" M="$dir" "${MAKEVARS[@]}" "${extra[@]}" W=1 "$target"
+case $target in
+modules) pinwb_log "module: $dir/pinwb.ko" ;;
+modules_install) pinwb_log "installed: ${INSTALL_MOD_PATH:-}/lib/modules/$(make -s -C "$kbuild" kernelrelease)/updates/pinwb.ko" ;;
+rust-analyzer)
+	# scripts/generate_rust_analyzer.py finds a crate root through the
+	# Kbuild file beside it (src/Kbuild).
+	grep -q '"root_module": "[^"]*src/pinwb_main.rs"' "$dir/rust-project.json" ||
+		pinwb_die "rust-project.json has no pinwb crate (src/pinwb_main.rs)"
+	pinwb_log "rust-analyzer: $dir/rust-project.json, with the pinwb crate"
+	;;
+esac

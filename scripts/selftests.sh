@@ -2,13 +2,27 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # Build the selftests (statically linked, so they run in a busybox initramfs)
-# with the kernel tree's kselftest_harness.h, into build/selftests/.
+# with the kernel tree's lib.mk and kselftest_harness.h, and install them as
+# the kernel's kselftest install does, into build/kselftest/: the programs in
+# pinwb/, the kernel's run_kselftest.sh and kselftest/ beside them, and
+# kselftest-list.txt. The guest has it at /kselftest, and /selftests is
+# /kselftest/pinwb.
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
 
 kbuild=$("$PINWB_ROOT/scripts/kernel.sh")
 ksrc=$(readlink -f "$kbuild/source" 2>/dev/null || echo "$kbuild")
-make -s -C "$PINWB_ROOT/selftests" KSRC="$ksrc" OUT="$PINWB_ROOT/build/selftests"
+inst=$PINWB_ROOT/build/kselftest
+smake() {
+	make -s -C "$PINWB_ROOT/selftests" KSRC="$ksrc" OUTPUT="$PINWB_ROOT/build/selftests" "$@"
+}
+mkdir -p "$PINWB_ROOT/build/selftests"
+smake -j"$(nproc)" all >/dev/null
+smake install INSTALL_PATH="$inst/pinwb" >/dev/null
+smake emit_tests COLLECTION=pinwb > "$inst/kselftest-list.txt"
+mkdir -p "$inst/kselftest"
+cp "$ksrc/tools/testing/selftests/run_kselftest.sh" "$inst/"
+cp "$ksrc"/tools/testing/selftests/kselftest/{runner.sh,ktap_helpers.sh,prefix.pl} "$inst/kselftest/"
 
 # The kernel's own anchors for the real-filesystem lab, from the same source:
 # tools/testing/selftests/mm gup_longterm and gup_test, static, against the
@@ -17,7 +31,7 @@ make -s -C "$PINWB_ROOT/selftests" KSRC="$ksrc" OUT="$PINWB_ROOT/build/selftests
 # directory is shared.
 hdr=$PINWB_ROOT/build/khdr
 mm=$ksrc/tools/testing/selftests/mm
-out=$PINWB_ROOT/build/selftests
+out=$inst/pinwb
 if [ ! -f "$hdr/usr/include/linux/mman.h" ]; then
 	mkdir -p "$hdr"
 	make -s -C "$ksrc" O="$hdr" ARCH=x86_64 headers >/dev/null

@@ -14,6 +14,8 @@ PACKAGES=(
 	clang-22 lld-22 llvm-22 libclang-22-dev
 	make gcc libc6-dev bc flex bison libelf-dev libssl-dev
 	cpio kmod xz-utils python3 perl
+	# the kselftest install (lib.mk) copies with rsync
+	rsync
 	qemu-system-x86 busybox-static
 	# real tools run on pinwbfs in the guest; liburing (static) for the
 	# io_uring selftest

@@ -4,19 +4,24 @@
 # vm.sh check|run|shell: pack an initramfs (busybox, pinwb.ko, the selftests,
 # EXTRA files) and boot the test kernel in QEMU.
 #
-#   check  run all tests; parse the TAP stream, scan the console log for
-#          splats; the last line is "N passed, N failed, N skipped".
-#   run    show what pinwb exposes; CMD='…' runs a command in the guest, in
-#          /extra where the EXTRA='file…' files are copied.
-#   shell  interactive guest shell on this terminal.
+#   check  run the host's tests (host-test.sh), then all tests in the guest;
+#          parse the TAP streams (KUnit's with the kernel's kunit.py), scan the
+#          console log for splats; the last line is "N passed, N failed, N skipped".
+#   run    the demo: what 7.3 does, then the policies (DUMP=1: and debugfs);
+#          CMD='…' runs a command in the guest instead, in /extra where the
+#          EXTRA='file…' files are copied.
+#   shell  interactive guest shell on this terminal; the kernel log to a file.
 #   bench  run selftests/pinwb_bench (QUICK=1: -q); CSV in build/bench/.
 #
-# Logs: build/logs/<mode>-<time>/{console.log,tap.log}; build/logs/latest.
+# Logs: build/logs/<mode>-<time>/{console.log,tap.log,host.tap,kunit.tap,results.tap};
+# build/logs/latest.
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
 
 mode=${1:?usage: vm.sh check|run|shell|bench}
-kbuild=$("$PINWB_ROOT/scripts/kernel.sh")
+# Booting needs the tests' options too (selftests/config), for KDIR= trees.
+kbuild=$(PINWB_BOOT=1 "$PINWB_ROOT/scripts/kernel.sh")
+ksrc=$(readlink -f "$kbuild/source" 2>/dev/null || echo "$kbuild")
 bzimage=$kbuild/arch/x86/boot/bzImage
 [ -f "$bzimage" ] || pinwb_die "no bzImage in $kbuild"
 
@@ -28,13 +33,15 @@ ln -sfn "$logs" "$out/logs/latest"
 # --- initramfs -------------------------------------------------------------
 stage=$out/initramfs
 rm -rf "$stage"
-mkdir -p "$stage"/{bin,sbin,usr/bin,usr/sbin,proc,sys,dev,tmp,etc/pinwb,lib/modules,selftests,extra,root}
+mkdir -p "$stage"/{bin,sbin,usr/bin,usr/sbin,proc,sys,dev,tmp,etc/pinwb,lib/modules,extra,root}
 cp /bin/busybox "$stage/bin/busybox"
 ln -s busybox "$stage/bin/sh"
 cp "$PINWB_ROOT/scripts/guest/init" "$stage/init"
 cp "$PINWB_ROOT/scripts/guest/pinwb-guest" "$stage/bin/pinwb-guest"
 cp "${PINWB_KO:-$PINWB_ROOT/pinwb.ko}" "$stage/lib/modules/pinwb.ko"
-cp "$out"/selftests/* "$stage/selftests/" 2>/dev/null || true
+# The kselftest install (scripts/selftests.sh); /selftests is pinwb's part.
+cp -a "$out/kselftest" "$stage/kselftest"
+ln -s kselftest/pinwb "$stage/selftests"
 for f in ${EXTRA:-}; do cp -a "$f" "$stage/extra/"; done
 
 # add_tool PATH: a dynamically linked program from the host, with every
@@ -60,6 +67,7 @@ echo "$mode" > "$stage/etc/pinwb/mode"
 # Environment for the guest's tests (e.g. longer fuzzing on the debug kernel).
 printf '%s\n' ${PINWB_GUEST_ENV:-} > "$stage/etc/pinwb/env"
 [ -z "${QUICK:-}" ] || echo "-q" > "$stage/etc/pinwb/bench-args"
+[ -z "${DUMP:-}" ] || touch "$stage/etc/pinwb/dump"
 echo "${PINWB_CPUS:-2}" > "$stage/etc/pinwb/cpus"
 cmd=${PINWB_CMD:-${CMD:-}}
 [ -z "$cmd" ] || printf '%s\n' "$cmd" > "$stage/etc/pinwb/cmd"
@@ -103,11 +111,23 @@ qemu=(qemu-system-x86_64 "${accel[@]}" -smp "$cpus,sockets=$cpus" -m "${PINWB_ME
 	-kernel "$bzimage" -initrd "$out/initramfs.cpio"
 	-append "console=ttyS0 panic=-1 rdinit=/init $clock ${PINWB_APPEND:-}")
 
+console=$logs/console.log
+# The shell is on the second serial port, this terminal; the kernel's
+# console (the first) goes to the log.
 if [ "$mode" = shell ]; then
-	exec "${qemu[@]}" -nographic -serial mon:stdio -serial null
+	"${qemu[@]}" -nographic -serial "file:$console" -serial mon:stdio || true
+	pinwb_log "kernel log: $console"
+	exit 0
 fi
 
-console=$logs/console.log
+# The host's own tests first (scripts/host-test.sh), counted with the
+# guest's; once per CI run, with the default kernel, not again in check-debug.
+: > "$logs/host.tap"
+if [ "$mode" = check ] && [ -z "${PINWB_VARIANT:-}" ]; then
+	"$PINWB_ROOT/scripts/host-test.sh" "$kbuild" "$out/kselftest/pinwb" > "$logs/host.tap"
+	cat "$logs/host.tap"
+fi
+
 tapf=$logs/tap.log
 : > "$tapf"
 timeout=${PINWB_TIMEOUT:-900}
@@ -148,13 +168,20 @@ if [ "$mode" = run ]; then
 	exit "$(sed -n 's/^# exit status: \([0-9]*\)$/\1/p' "$tapf" | tail -n1 | grep . || echo 0)"
 fi
 
-passed=$(grep -acE '^ok [0-9]+ ' "$tapf" | head -n1 || true)
-skipped=$(grep -acE '^ok [0-9]+ .*# (SKIP|skip)' "$tapf" || true)
-failed=$(grep -acE '^not ok [0-9]+ ' "$tapf" || true)
+# pinwb's KUnit suites, parsed by the kernel's kunit.py (scripts/kunit-tap.py).
+"$PINWB_ROOT/scripts/kunit-tap.py" "$ksrc" "$tapf" > "$logs/kunit.tap" ||
+	problems+=("scripts/kunit-tap.py could not read the KUnit results in $tapf")
+cat "$logs/kunit.tap"
+results=$logs/results.tap
+cat "$logs/host.tap" "$tapf" "$logs/kunit.tap" > "$results"
+
+passed=$(grep -acE '^ok [0-9]+ ' "$results" || true)
+skipped=$(grep -acE '^ok [0-9]+ .*# (SKIP|skip)' "$results" || true)
+failed=$(grep -acE '^not ok [0-9]+ ' "$results" || true)
 passed=$((passed - skipped))
 if [ "$failed" != 0 ]; then
 	echo "failed tests:"
-	grep -aE '^not ok [0-9]+ ' "$tapf" | sed 's/^/  /'
+	grep -aE '^not ok [0-9]+ ' "$results" | sed 's/^/  /'
 fi
 for p in "${problems[@]}"; do echo "pinwb: $p"; done
 failed=$((failed + ${#problems[@]}))

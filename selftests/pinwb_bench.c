@@ -77,7 +77,6 @@
 #define MiB		(1024UL * KiB)
 #define GiB		(1024UL * MiB)
 
-#define ARRAY_SIZE(a)	(sizeof(a) / sizeof((a)[0]))
 
 /* Goals. */
 #define GOAL_PIN_RATIO	1.05

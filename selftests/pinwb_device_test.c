@@ -90,4 +90,4 @@ TEST(unload_removes_everything_and_reload_works)
 	EXPECT_EQ(0, access(PINWB_DEBUGFS "/version", R_OK));
 }
 
-TEST_HARNESS_MAIN
+PINWB_HARNESS_MAIN(false)

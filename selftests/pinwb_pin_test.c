@@ -710,4 +710,4 @@ TEST_F(dev, threads_pin_unpin_query_and_close)
 	CLOSE_AND_ASSERT_NOTHING_LEAKED(self, r.buf, 20 * page_size);
 }
 
-TEST_HARNESS_MAIN
+PINWB_HARNESS_MAIN(false)

@@ -464,4 +464,4 @@ TEST_F(seed, truncate_orphans_pinned_folios)
 	free(buf);
 }
 
-TEST_HARNESS_MAIN
+PINWB_HARNESS_MAIN(true)

@@ -270,4 +270,4 @@ TEST_F_TIMEOUT(stress, everything_at_once, 600)
 	free(b);
 }
 
-TEST_HARNESS_MAIN
+PINWB_HARNESS_MAIN(true)

@@ -18,6 +18,8 @@
 
 #include <pinwb.h>
 
+#include "kselftest.h"
+
 #define PINWB_DEV	"/dev/pinwb"
 #define PINWB_DEBUGFS	"/sys/kernel/debug/pinwb"
 
@@ -231,5 +233,35 @@ static inline ssize_t pinwbfs_read_store(int fd, void *buf, size_t len, off_t of
 
 	return ioctl(fd, PINWBFS_IOC_READ_STORE, &r);
 }
+
+/*
+ * kselftest's rule: a program that cannot run here skips (KSFT_SKIP) rather
+ * than fails. Every pinwb test needs root (/dev/pinwb is root-only) and pinwb
+ * loaded; @fs: it mounts pinwbfs too. -l and -h work anywhere.
+ */
+static inline void pinwb_skip_unless_loaded(int argc, char **argv, bool fs)
+{
+	char buf[4096];
+	int i;
+
+	for (i = 1; i < argc; i++)
+		if (!strcmp(argv[i], "-l") || !strcmp(argv[i], "-h"))
+			return;
+	if (geteuid())
+		ksft_exit_skip("needs root (%s is root-only)\n", PINWB_DEV);
+	if (access(PINWB_DEV, F_OK))
+		ksft_exit_skip("%s is absent: load pinwb.ko first\n", PINWB_DEV);
+	if (fs && !(read_file("/proc/filesystems", buf, sizeof(buf)) > 0 &&
+		    strstr(buf, "\tpinwbfs\n")))
+		ksft_exit_skip("pinwbfs is not registered: load pinwb.ko first\n");
+}
+
+/* TEST_HARNESS_MAIN for pinwb's tests: skips unless pinwb is loaded. */
+#define PINWB_HARNESS_MAIN(fs)							\
+	int main(int argc, char **argv)						\
+	{									\
+		pinwb_skip_unless_loaded(argc, argv, fs);			\
+		return test_harness_run(argc, argv);				\
+	}
 
 #endif /* PINWB_TEST_H */

@@ -437,4 +437,4 @@ TEST_F(trace, naive_fsync_under_dma_matches_the_counters)
 	free_trace(&self->t);
 }
 
-TEST_HARNESS_MAIN
+PINWB_HARNESS_MAIN(true)

@@ -963,7 +963,6 @@ TEST_F_TIMEOUT(slow, shadow_model_bounce_mmwb, 300)
 int main(int argc, char **argv)
 {
 	psz = sysconf(_SC_PAGESIZE);
-	if (access(PINWB_DEV, F_OK))
-		return 4;	/* KSFT_SKIP: pinwb is not loaded */
+	pinwb_skip_unless_loaded(argc, argv, true);
 	return test_harness_run(argc, argv);
 }

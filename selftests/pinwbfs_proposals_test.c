@@ -294,4 +294,4 @@ TEST_F_TIMEOUT(storm, a_pin_storm_cannot_starve_fsync, 120)
 	ASSERT_NOTHING_LEAKED(&before);
 }
 
-TEST_HARNESS_MAIN
+PINWB_HARNESS_MAIN(true)

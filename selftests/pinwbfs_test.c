@@ -640,4 +640,4 @@ TEST(mmwb_refuses_rw_longterm_pins_and_kernel_fsync_reaches_writepages)
 	EXPECT_EQ(0, umount(MNT));
 }
 
-TEST_HARNESS_MAIN
+PINWB_HARNESS_MAIN(true)

@@ -8,7 +8,16 @@
 
 M=/tmp/pinwbfs-tools
 R=/tmp/pinwbfs-tools-ref
-BIN=$(dirname "$0")
+BIN=${0%/*}
+KSFT_SKIP=4
+
+# kselftest's rule: skip, not fail, when something this needs is absent.
+skip() { echo "1..0 # SKIP $*"; exit $KSFT_SKIP; }
+[ "$(id -u)" = 0 ] || skip "needs root (pinwbfs and /dev/pinwb)"
+for tool in xfs_io fio; do
+	command -v $tool > /dev/null || skip "$tool is not installed"
+done
+grep -qw pinwbfs /proc/filesystems || skip "pinwbfs is not registered: load pinwb.ko first"
 DBG=/sys/kernel/debug/pinwb
 n=0
 failed=0
@@ -82,7 +91,7 @@ no_torn_writes() { [ "$(cat $DBG/torn_writes)" -eq "$torn0" ]; }
 # fio with io_uring fixed buffers in a pinwbfs mapping (pinwbfs_fio_uring):
 # its pins are foreign to pinwb. field NAME: a field of the scenario's line.
 field() { echo "$row" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
-fio_uring() { row=$("$BIN/pinwbfs_fio_uring" "$1" 3) && echo "# $row" && [ "$(field fio)" = 0 ]; }
+fio_uring() { row=$("$BIN/pinwbfs_fio_uring.sh" "$1" 3) && echo "# $row" && [ "$(field fio)" = 0 ]; }
 
 # The bug, with code nobody here wrote: naive writes folios that io_uring is
 # copying into.
