@@ -10,3 +10,5 @@
 
 #include "helpers.h"
 #include "fs_context.h"
+/* __tracepoint_<event> and rust_do_trace_<event>() of pinwb's events. */
+#include "pinwb_trace.h"
