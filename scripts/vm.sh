@@ -111,7 +111,12 @@ tapf=$logs/tap.log
 timeout=${PINWB_TIMEOUT:-900}
 pinwb_log "booting $(basename "$kbuild") (${accel[*]}), logs in $logs"
 set +e
-tail -n +1 -f "$tapf" --pid=$$ &
+if [ "$mode" = bench ]; then
+	# The CSV goes to build/bench/, not to the terminal.
+	tail -n +1 -f "$tapf" --pid=$$ | sed -u '/^# csv-begin/,/^# csv-end/d' &
+else
+	tail -n +1 -f "$tapf" --pid=$$ &
+fi
 tailer=$!
 timeout --kill-after=10 "$timeout" "${qemu[@]}" -display none -monitor none \
 	-serial "file:$console" -serial "file:$tapf" </dev/null
