@@ -21,6 +21,8 @@ PACKAGES=(
 	# the real-filesystem lab: mkfs for ext4 and btrfs, dmsetup for
 	# dm-integrity and dm-delay
 	e2fsprogs btrfs-progs dmsetup
+	# make bench's pictures (scripts/bench-plot.sh)
+	gnuplot-nox
 )
 
 missing=()

@@ -9,7 +9,8 @@
 #   run    show what pinwb exposes; CMD='…' runs a command in the guest, in
 #          /extra where the EXTRA='file…' files are copied.
 #   shell  interactive guest shell on this terminal.
-#   bench  run selftests/pinwb_bench (QUICK=1: -q); CSV in build/bench/.
+#   bench  run selftests/pinwb_bench (QUICK=1: -q) on -cpu max; the CSV and
+#          its pictures (scripts/bench-plot.sh) in build/bench/.
 #
 # Logs: build/logs/<mode>-<time>/{console.log,tap.log}; build/logs/latest.
 set -euo pipefail
@@ -153,7 +154,13 @@ if [ "$mode" = bench ]; then
 	mkdir -p "$out/bench"
 	csv=$out/bench/bench-$(date +%Y%m%d-%H%M%S).csv
 	sed -n '/^# csv-begin/,/^# csv-end/p' "$tapf" | sed '1d;$d' > "$csv"
-	pinwb_log "results: $csv (and $tapf)"
+	pinwb_log "results: $csv (and $tapf), after ${SECONDS}s"
+	if [ -s "$csv" ] && command -v gnuplot >/dev/null; then
+		"$PINWB_ROOT/scripts/bench-plot.sh" "$csv" | sed 's/^/pinwb: picture: /' ||
+			problems+=("bench-plot.sh failed")
+	else
+		pinwb_log "no pictures: no CSV, or no gnuplot (scripts/setup.sh)"
+	fi
 	[ ${#problems[@]} = 0 ]
 	exit
 fi
