@@ -994,6 +994,11 @@ static void bench_pin(enum mem mem, int mode, unsigned int si, char *buf, size_t
 		if (ti[r] > 0)
 			tri[nri++] = tp[r] / ti[r];
 	}
+	/* A ratio from a few reps that came out slow would be no figure at all. */
+	if (nr < (size_t)reps / 2 + 1)
+		nr = 0;
+	if (nri < (size_t)reps / 2 + 1)
+		nri = 0;
 	res->done = true;
 	res->ratio = nr ? stats_of(tr, nr) : (struct stats){ .p50 = NAN, .p10 = NAN, .p90 = NAN };
 	res->ratio_ioctl = nri ? stats_of(tri, nri).p50 : NAN;
