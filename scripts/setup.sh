@@ -25,6 +25,8 @@ PACKAGES=(
 	e2fsprogs btrfs-progs dmsetup
 	# pinwb's trace events, recorded in the guest
 	trace-cmd
+	# make bench's pictures (scripts/bench-plot.sh)
+	gnuplot-nox
 )
 
 missing=()
