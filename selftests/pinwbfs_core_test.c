@@ -420,7 +420,7 @@ TEST(remount_applies_or_refuses)
 	ASSERT_LT(0, n);
 	log[n] = 0;
 	EXPECT_NE(NULL, strstr(log, "bad option 'policy=bogus'"));
-	EXPECT_NE(NULL, strstr(log, "mmwb cannot be set on remount"));
+	EXPECT_NE(NULL, strstr(log, "mmwb, cow, cow_fixup and blocks= cannot be changed on remount"));
 	ASSERT_EQ(0, pinwb_writeback_knobs_default());
 }
 

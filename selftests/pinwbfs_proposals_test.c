@@ -19,6 +19,7 @@
 #include <stdatomic.h>
 #include <time.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 
 #include "kselftest_harness.h"
 #include "pinwb_test.h"
@@ -292,6 +293,265 @@ TEST_F_TIMEOUT(storm, a_pin_storm_cannot_starve_fsync, 120)
 	close(s.dev);
 	free(store);
 	ASSERT_NOTHING_LEAKED(&before);
+}
+
+/* --- Chinner's objection: COW reservations --------------------------------- */
+
+#include <sys/statvfs.h>
+
+/* Free blocks of the mount's budget, as statfs(2) reports them. */
+static long long bfree(void)
+{
+	struct statvfs st;
+
+	return statvfs(MNT, &st) ? -errno : (long long)st.f_bfree;
+}
+
+/* Writes page @i of @fd full of @c: 0 or -errno. */
+static int put_page(int fd, int i, char c)
+{
+	char *buf = malloc(psz);
+	ssize_t n;
+
+	if (!buf)
+		return -ENOMEM;
+	memset(buf, c, psz);
+	n = pwrite(fd, buf, psz, (off_t)i * psz);
+	free(buf);
+	return n == (ssize_t)psz ? 0 : n < 0 ? -errno : -EIO;
+}
+
+/* The mount options of the model, and the ones it refuses. */
+TEST(cow_mount_options)
+{
+	static const char *const bad[] = { "cow", "blocks=4", "cow_fixup", "cow,blocks=0",
+					   "cow,blocks=-1", "cow,blocks=x", "cow_fixup,blocks=4" };
+	char buf[4096];
+	size_t i;
+
+	psz = sysconf(_SC_PAGESIZE);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		EXPECT_EQ(-EINVAL, pinwbfs_mount(MNT, bad[i])) TH_LOG("%s", bad[i]);
+	ASSERT_EQ(0, pinwbfs_mount(MNT, "cow,blocks=5,cow_fixup"));
+	ASSERT_LT(0, read_file("/proc/mounts", buf, sizeof(buf)));
+	EXPECT_NE(NULL, strstr(buf, "cow,blocks=5,cow_fixup"));
+	EXPECT_EQ(5, bfree());
+	/* The budget is the mount's: a remount cannot change it. */
+	EXPECT_NE(0, mount("none", MNT, "pinwbfs", MS_REMOUNT, "cow,blocks=6"));
+	EXPECT_EQ(0, mount("none", MNT, "pinwbfs", MS_REMOUNT, "policy=auto"));
+	EXPECT_EQ(0, umount(MNT));
+}
+
+/*
+ * A write reserves its block when the folio becomes dirty, so a full budget
+ * fails the write(2), never the writeback: COW needs a free block even to
+ * overwrite a stored page.
+ */
+TEST(cow_a_write_reserves_or_fails_at_once)
+{
+	unsigned long long unres = pinwb_debugfs_u64("unreserved_dirty");
+	unsigned long long late = pinwb_debugfs_u64("enospc_at_writeback");
+	char *store;
+	int fd, i;
+
+	psz = sysconf(_SC_PAGESIZE);
+	store = malloc(8 * psz);
+	ASSERT_NE(NULL, store);
+	ASSERT_EQ(0, pinwb_writeback_knobs(0, 0, 300));
+	ASSERT_EQ(0, pinwbfs_mount(MNT, "policy=naive,cow,blocks=5"));
+	fd = open(MNT "/c", O_RDWR | O_CREAT, 0644);
+	ASSERT_LE(0, fd);
+	for (i = 0; i < 5; i++)
+		ASSERT_EQ(0, put_page(fd, i, 'a' + i));
+	EXPECT_EQ(0, bfree());
+	EXPECT_EQ(-ENOSPC, put_page(fd, 5, 'x'));
+	/* A second write into a dirty, reserved page needs nothing more. */
+	EXPECT_EQ(0, put_page(fd, 4, 'E'));
+	EXPECT_EQ(0, fsync(fd));
+	EXPECT_EQ(0, bfree());
+	/* Every block holds a page now: an overwrite has no block to go to. */
+	EXPECT_EQ(-ENOSPC, put_page(fd, 0, 'A'));
+	/* A truncate frees the blocks of the pages it drops. */
+	ASSERT_EQ(0, ftruncate(fd, 2 * psz));
+	EXPECT_EQ(3, bfree());
+	EXPECT_EQ(0, put_page(fd, 0, 'A'));
+	EXPECT_EQ(2, bfree());
+	EXPECT_EQ(0, fsync(fd));
+	EXPECT_EQ(3, bfree());
+	ASSERT_EQ((ssize_t)(2 * psz), pinwbfs_read_store(fd, store, 8 * psz, 0));
+	EXPECT_EQ('A', store[0]);
+	EXPECT_EQ('b', store[psz]);
+	EXPECT_EQ(unres, pinwb_debugfs_u64("unreserved_dirty"));
+	EXPECT_EQ(late, pinwb_debugfs_u64("enospc_at_writeback"));
+	close(fd);
+	/* Unlink gives every block back. */
+	ASSERT_EQ(0, unlink(MNT "/c"));
+	EXPECT_EQ(5, bfree());
+	EXPECT_EQ(0, umount(MNT));
+	pinwb_writeback_knobs_default();
+	free(store);
+}
+
+/*
+ * On an mmwb mount a store through the mapping reserves in page_mkwrite: with
+ * the budget spent, the faulting store gets SIGBUS (as a disk filesystem's
+ * ENOSPC at fault), and nothing was dirtied unreserved.
+ */
+TEST(cow_mmwb_a_store_reserves_in_page_mkwrite)
+{
+	unsigned long long unres = pinwb_debugfs_u64("unreserved_dirty");
+	char *map, *store;
+	int fd, status;
+	pid_t child;
+
+	psz = sysconf(_SC_PAGESIZE);
+	store = malloc(psz);
+	ASSERT_NE(NULL, store);
+	ASSERT_EQ(0, pinwb_writeback_knobs(0, 0, 300));
+	ASSERT_EQ(0, pinwbfs_mount(MNT, "policy=naive,mmwb,cow,blocks=2"));
+	fd = open(MNT "/m", O_RDWR | O_CREAT, 0644);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, put_page(fd, 0, 'a'));
+	ASSERT_EQ(0, put_page(fd, 1, 'b'));
+	ASSERT_EQ(0, fsync(fd));
+	map = mmap(NULL, 2 * psz, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	ASSERT_NE(MAP_FAILED, map);
+	ASSERT_EQ('a', map[0]);
+	child = fork();
+	ASSERT_LE(0, child);
+	if (!child) {
+		map[0] = 'X';	/* no block for it: SIGBUS */
+		_exit(0);
+	}
+	ASSERT_EQ(child, waitpid(child, &status, 0));
+	EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGBUS) TH_LOG("status %#x", status);
+	/* Freed by a truncate, a block lets the store fault in and persist. */
+	ASSERT_EQ(0, ftruncate(fd, psz));
+	map[0] = 'Y';
+	EXPECT_EQ(0, msync(map, psz, MS_SYNC));
+	ASSERT_EQ((ssize_t)psz, pinwbfs_read_store(fd, store, psz, 0));
+	EXPECT_EQ('Y', store[0]);
+	EXPECT_EQ(unres, pinwb_debugfs_u64("unreserved_dirty"));
+	munmap(map, 2 * psz);
+	close(fd);
+	EXPECT_EQ(0, umount(MNT));
+	pinwb_writeback_knobs_default();
+	free(store);
+}
+
+FIXTURE(cow) {};
+FIXTURE_VARIANT(cow)
+{
+	const char *opts;	/* policy=..., cow_fixup */
+	bool fixup;
+};
+FIXTURE_VARIANT_ADD(cow, bounce) { .opts = "policy=bounce", .fixup = false };
+FIXTURE_VARIANT_ADD(cow, bounce_fixup) { .opts = "policy=bounce,cow_fixup", .fixup = true };
+FIXTURE_VARIANT_ADD(cow, direct) { .opts = "policy=direct", .fixup = false };
+FIXTURE_VARIANT_ADD(cow, direct_fixup) { .opts = "policy=direct,cow_fixup", .fixup = true };
+FIXTURE_SETUP(cow)
+{
+	psz = sysconf(_SC_PAGESIZE);
+	ASSERT_EQ(0, pinwb_writeback_knobs(0, 0, 300));
+}
+FIXTURE_TEARDOWN(cow)
+{
+	pinwb_writeback_knobs_default();
+}
+
+/*
+ * Seed 004, Chinner: a folio that bounce (or direct) keeps dirty skips the
+ * clean->dirty transition where a COW filesystem reserves, so its next write
+ * finds no reservation. 8 pages written (reserved), pages 2-3 long-term
+ * pinned, the device writing, three fsyncs. @blocks: the budget. Returns the
+ * fsync results in @ret.
+ */
+static void keep_dirty(struct __test_metadata *_metadata, const char *opts, int blocks,
+		       int ret[3], unsigned long long *unres, unsigned long long late[3])
+{
+	unsigned long long u0 = pinwb_debugfs_u64("unreserved_dirty");
+	unsigned long long l0 = pinwb_debugfs_u64("enospc_at_writeback");
+	char o[96], *map, *store = malloc(8 * psz);
+	int dev, fd, h, i;
+
+	ASSERT_NE(NULL, store);
+	snprintf(o, sizeof(o), "%s,cow,blocks=%d", opts, blocks);
+	ASSERT_EQ(0, pinwbfs_mount(MNT, o));
+	dev = open(PINWB_DEV, O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, dev);
+	fd = open(MNT "/k", O_RDWR | O_CREAT, 0644);
+	ASSERT_LE(0, fd);
+	for (i = 0; i < 8; i++)
+		ASSERT_EQ(0, put_page(fd, i, 'a'));
+	map = mmap(NULL, 8 * psz, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	ASSERT_NE(MAP_FAILED, map);
+	/* Dirty and reserved already: the pin's write fault changes nothing. */
+	h = pinwb_pin_range(dev, map + 2 * psz, 2 * psz, PINWB_PIN_LONGTERM | PINWB_PIN_WRITE,
+			    NULL);
+	ASSERT_LT(0, h);
+	for (i = 0; i < 3; i++) {
+		device_pass(_metadata, dev, h, map + 2 * psz, map[2 * psz]);
+		ret[i] = fsync(fd) ? -errno : 0;
+		late[i] = pinwb_debugfs_u64("enospc_at_writeback") - l0;
+	}
+	*unres = pinwb_debugfs_u64("unreserved_dirty") - u0;
+	TH_LOG("%s: fsync %d %d %d, unreserved_dirty %llu, enospc_at_writeback %llu %llu %llu",
+	       o, ret[0], ret[1], ret[2], *unres, late[0], late[1], late[2]);
+	/* With room, nothing is lost: after the unpin a sync persists it all. */
+	ASSERT_EQ(0, pinwb_unpin_handle(dev, h, PINWB_UNPIN_DIRTY));
+	if (blocks > 8) {
+		EXPECT_EQ(0, fsync(fd));
+		ASSERT_EQ((ssize_t)(8 * psz), pinwbfs_read_store(fd, store, 8 * psz, 0));
+		EXPECT_EQ(0, memcmp(store, map, 8 * psz));
+	}
+	munmap(map, 8 * psz);
+	close(fd);
+	close(dev);
+	EXPECT_EQ(0, umount(MNT));
+	free(store);
+}
+
+/* With room in the budget: unreserved writes unless the fixup re-reserves. */
+TEST_F(cow, keep_dirty_with_room)
+{
+	unsigned long long unres, late[3];
+	int ret[3];
+
+	keep_dirty(_metadata, variant->opts, 64, ret, &unres, late);
+	EXPECT_EQ(0, ret[0]);
+	EXPECT_EQ(0, ret[1]);
+	EXPECT_EQ(0, ret[2]);
+	if (variant->fixup) {
+		EXPECT_EQ(0ULL, unres);
+	} else {
+		/* Pages 2 and 3 at the 2nd and 3rd fsync. */
+		EXPECT_LE(4ULL, unres);
+	}
+	EXPECT_EQ(0ULL, late[2]);
+}
+
+/*
+ * With no spare block (8 pages, 8 blocks): without the fixup the model breaks
+ * at writeback, one sync later (ENOSPC for data that was accepted and can no
+ * longer be saved); with it, the first sync that keeps the folios dirty
+ * fails where it takes the reservation. The folios stay dirty either way, now
+ * unreserved: the later syncs fail at writeback too.
+ */
+TEST_F(cow, keep_dirty_with_no_room)
+{
+	unsigned long long unres, late[3];
+	int ret[3];
+
+	keep_dirty(_metadata, variant->opts, 8, ret, &unres, late);
+	if (variant->fixup) {
+		EXPECT_EQ(-ENOSPC, ret[0]);
+		EXPECT_EQ(0ULL, late[0]);
+	} else {
+		EXPECT_EQ(0, ret[0]);
+		EXPECT_EQ(0ULL, late[0]);
+		EXPECT_EQ(-ENOSPC, ret[1]);
+		EXPECT_LT(0ULL, late[1]);
+	}
 }
 
 PINWB_HARNESS_MAIN(true)

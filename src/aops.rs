@@ -110,11 +110,24 @@ unsafe extern "C" fn write_begin(
         Ok(f) => unsafe { LockedFolio::from_locked(Folio::from_raw(f)) },
         Err(e) => return e.to_errno(),
     };
+    // `cow`: the folio's clean->dirty transition takes the block its write will need, so a
+    // full budget fails this write with ENOSPC, not a writeback later.
+    let reserve = || match &inode.sb_info().blocks {
+        Some(b) if !folio.is_dirty() => inode.data().reserve(b, index).map(|_| ()),
+        _ => Ok(()),
+    };
     // A write of the whole page needs nothing of the old data (it may even be
     // unreadable: a failed checksum); `write_end` marks it uptodate once copied.
     let whole = pos as u64 % PAGE_SIZE as u64 == 0 && len as usize == PAGE_SIZE;
-    if !whole && !folio.is_uptodate() {
-        if let Err(e) = fill_from_store(&inode.data().store, &folio) {
+    let ready = reserve().and_then(|()| {
+        if !whole && !folio.is_uptodate() {
+            fill_from_store(&inode.data().store, &folio)
+        } else {
+            Ok(())
+        }
+    });
+    {
+        if let Err(e) = ready {
             let raw = folio.as_raw();
             drop(folio);
             // SAFETY: Drops `write_begin_get_folio()`'s reference, after the unlock.
@@ -177,7 +190,9 @@ unsafe extern "C" fn write_end(
 /// for PTE dirty bits (default mounts only: with `mmwb`, write-notify and
 /// `folio_clear_dirty_for_io()` already track CPU stores).
 ///
-/// The writeback lock of `inode` is held.
+/// The writeback lock of `inode` is held. Under `cow_fixup` a folio is
+/// reserved for before it is marked dirty; `ENOSPC` if that failed for
+/// some (they stay clean: nothing is lost, a later sync tries again).
 fn prepass(
     index: &FolioIndex,
     inode: &Inode,
@@ -186,7 +201,10 @@ fn prepass(
     integrity: bool,
     harvest: bool,
     policy: Policy,
-) {
+) -> Result {
+    let sbi = inode.sb_info();
+    let fixup = sbi.blocks.as_ref().filter(|_| sbi.cow_fixup);
+    let mut ret = Ok(());
     let mapping = inode.mapping();
     let mut batch = FolioBatch::new();
     let mut next = first;
@@ -201,6 +219,15 @@ fn prepass(
             }
             let folio = folio.lock();
             if folio.mapping() == mapping && !folio.is_dirty() {
+                // Before a PTE's dirty bit is taken (it could not be given back).
+                let reserved_now = match fixup.map(|b| inode.data().reserve(b, folio.index())) {
+                    Some(Err(e)) => {
+                        ret = Err(e);
+                        continue;
+                    }
+                    Some(Ok(new)) => new,
+                    None => false,
+                };
                 if mapped && folio.mkclean() {
                     folio.mark_dirty();
                     COUNTERS.redirtied_mapped.add(1, Relaxed);
@@ -209,11 +236,14 @@ fn prepass(
                     folio.mark_dirty();
                     COUNTERS.redirtied_pinned.add(1, Relaxed);
                     trace::redirty(&folio, pinned, trace::Redirty::Pin);
+                } else if let (true, Some(b)) = (reserved_now, fixup) {
+                    inode.data().unreserve(b, folio.index());
                 }
             }
         }
         cond_resched();
     }
+    ret
 }
 
 /// Waits (interruptibly) until nobody pins `folio`, at most until
@@ -261,6 +291,39 @@ impl Writeback<'_> {
             if self.io_err == 0 {
                 self.io_err = e.to_errno();
             }
+        }
+    }
+
+    /// `cow`: the block that writing page `index` needs (a new one: the old
+    /// one is freed when the store replaces it). Its reservation if it has
+    /// one; otherwise it was dirtied where none was taken (counted in
+    /// `unreserved_dirty`) and takes a free block now, or fails with
+    /// `ENOSPC` (`enospc_at_writeback`): the error Chinner's model avoids.
+    fn take_block(&self, index: usize) -> Result {
+        let Some(blocks) = &self.inode.sb_info().blocks else {
+            return Ok(());
+        };
+        if self.inode.data().consume_reservation(index) {
+            return Ok(());
+        }
+        COUNTERS.unreserved_dirty.add(1, Relaxed);
+        blocks.take().inspect_err(|_| {
+            COUNTERS.enospc_at_writeback.add(1, Relaxed);
+        })
+    }
+
+    /// `cow_fixup`: reserves for page `index`, which writeback keeps dirty
+    /// (bounce, direct), before it does: the folio's next write then has its
+    /// block. Returns the errno for the folio: `ENOSPC` if the budget is
+    /// spent (it stays dirty either way).
+    fn fixup(&self, index: usize) -> c_int {
+        let sbi = self.inode.sb_info();
+        match &sbi.blocks {
+            Some(b) if sbi.cow_fixup => match self.inode.data().reserve(b, index) {
+                Ok(_) => 0,
+                Err(e) => e.to_errno(),
+            },
+            _ => 0,
         }
     }
 
@@ -317,6 +380,12 @@ impl Writeback<'_> {
         let page_index = locked.index();
         let ino = self.inode.ino();
         trace::decision(ino, page_index, integrity, policy, pinned, action);
+        if matches!(action, Action::Write | Action::Bounce | Action::Direct) {
+            if let Err(e) = self.take_block(page_index) {
+                locked.redirty(self.wbc);
+                return e.to_errno();
+            }
+        }
         match action {
             Action::Write => {
                 let io = Io::submit(page_index, Source::Folio(locked.start_writeback()));
@@ -336,23 +405,25 @@ impl Writeback<'_> {
                 COUNTERS.bounced_bytes.add(PAGE_SIZE as u64, Relaxed);
                 trace::bounce(ino, page_index);
                 // The device may still be writing: the folio stays dirty.
+                let fixed = self.fixup(page_index);
                 locked.redirty(self.wbc);
                 let io = Io::submit(page_index, Source::Bounce(bounce));
                 trace::io_submit(ino, page_index, true);
                 self.push(io);
-                0
+                fixed
             }
             Action::Direct => {
                 // The folio is locked, so no other writeback runs on it; a device may
                 // still write into it, and what the store gets is what the page holds now.
                 let res = self.store.write_direct(page_index, &locked);
                 // Registered like MAP_PRIVATE: the folio stays dirty.
+                let fixed = self.fixup(page_index);
                 locked.redirty(self.wbc);
                 match res {
                     Ok(()) => {
                         COUNTERS.direct_writes.add(1, Relaxed);
                         COUNTERS.folios_written.add(1, Relaxed);
-                        0
+                        fixed
                     }
                     Err(e) => {
                         COUNTERS.store_errors.add(1, Relaxed);
@@ -420,8 +491,11 @@ fn do_writepages(
     let index = &*sbi.shared.index;
     // The walk has nothing to do in cleaning writeback of an mmwb mount.
     let harvest = !sbi.mmwb;
+    let mut prepass_err = 0;
     if harvest || integrity {
-        prepass(index, inode, first, last, integrity, harvest, policy);
+        if let Err(e) = prepass(index, inode, first, last, integrity, harvest, policy) {
+            prepass_err = e.to_errno();
+        }
     }
     let Ok(batch) = Batch::new() else {
         return ENOMEM.to_errno();
@@ -457,6 +531,9 @@ fn do_writepages(
     wb.complete();
     if err == 0 {
         err = wb.io_err;
+    }
+    if err == 0 && integrity {
+        err = prepass_err;
     }
     if integrity && err != 0 {
         COUNTERS.sync_errors.add(1, Relaxed);

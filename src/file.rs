@@ -13,6 +13,7 @@ use kernel::{
     bindings,
     ffi::{c_int, c_long, c_uint, c_ulong},
     ioctl::_IOC_SIZE,
+    page::PAGE_SIZE,
     prelude::*,
     uaccess::UserSlice,
 };
@@ -49,9 +50,33 @@ static VM_OPS: Ops<bindings::vm_operations_struct> = Ops(bindings::vm_operations
 static VM_OPS_MKWRITE: Ops<bindings::vm_operations_struct> = Ops(bindings::vm_operations_struct {
     fault: Some(bindings::filemap_fault),
     map_pages: Some(bindings::filemap_map_pages),
-    page_mkwrite: Some(bindings::filemap_page_mkwrite),
+    page_mkwrite: Some(page_mkwrite),
     ..pin_init::zeroed()
 });
+
+/// `filemap_page_mkwrite()`, after a `cow` mount's reservation for the page
+/// (its clean->dirty transition through a store): `SIGBUS` when the budget
+/// is spent, as a disk filesystem's fault fails on `ENOSPC`.
+///
+/// # Safety
+///
+/// Called only by mm, as `vm_operations_struct::page_mkwrite` of an `mmwb`
+/// pinwbfs mapping.
+unsafe extern "C" fn page_mkwrite(vmf: *mut bindings::vm_fault) -> bindings::vm_fault_t {
+    // SAFETY: mm passes a valid fault of a VMA that maps one of our regular files, which the
+    // VMA holds open.
+    let (inode, index) = unsafe {
+        let f = &(*vmf).__bindgen_anon_1;
+        (Inode::from_raw((*(*f.vma).vm_file).f_inode), f.pgoff)
+    };
+    if let Some(b) = &inode.sb_info().blocks {
+        if inode.data().reserve(b, index).is_err() {
+            return bindings::vm_fault_reason_VM_FAULT_SIGBUS;
+        }
+    }
+    // SAFETY: As above: the generic handler of a file mapping's write fault.
+    unsafe { bindings::filemap_page_mkwrite(vmf) }
+}
 
 /// # Safety
 ///
@@ -124,6 +149,11 @@ unsafe extern "C" fn setattr(
                 let _wb = data.wb_lock.lock();
                 bindings::truncate_setsize(inode, (*attr).ia_size);
                 data.store.truncate((*attr).ia_size as u64);
+                if let Some(b) = &Inode::from_raw(inode).sb_info().blocks {
+                    // The dropped folios' reservations go with them.
+                    let first = ((*attr).ia_size as u64).div_ceil(PAGE_SIZE as u64);
+                    data.drop_reservations(b, usize::try_from(first).unwrap_or(usize::MAX));
+                }
             }
             pinwb_invalidate_unlock(mapping);
         }

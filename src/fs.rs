@@ -19,12 +19,12 @@ use crate::{
     aops, file,
     fs_data::{sb_info, FsShared, InodeData, InodePtr, Ops, SbInfo, POLICY_OF_KNOB},
     helpers::{
-        pinwb_mapping_count_dirty, pinwb_mapping_set_stable_writes, pinwbfs_init_fs_context,
-        pinwbfs_show_options,
+        pinwb_mapping_count_dirty, pinwb_mapping_set_stable_writes, pinwb_statfs_set_blocks,
+        pinwbfs_init_fs_context, pinwbfs_show_options,
     },
     policy::{Policy, POLICY_NAMES},
     stats::COUNTERS,
-    store::Store,
+    store::{Blocks, Store},
 };
 use core::ptr;
 use kernel::{
@@ -141,6 +141,10 @@ unsafe extern "C" fn pinwbfs_alloc_fs_info(
         SbInfo {
             policy: Atomic::new(POLICY_OF_KNOB),
             mmwb: false,
+            cow: false,
+            nr_blocks: 0,
+            cow_fixup: false,
+            blocks: None,
             shared: reg.shared.clone(),
         },
         GFP_KERNEL,
@@ -192,7 +196,22 @@ unsafe extern "C" fn pinwbfs_parse_option(
             fsi.mmwb = true;
             0
         }
-        (b"policy" | b"mmwb", _) => EINVAL.to_errno(),
+        (b"cow", None) => {
+            fsi.cow = true;
+            0
+        }
+        (b"cow_fixup", None) => {
+            fsi.cow_fixup = true;
+            0
+        }
+        (b"blocks", Some(v)) => match crate::stats::parse_knob(v.to_bytes(), u64::MAX) {
+            Ok(n) if n > 0 => {
+                fsi.nr_blocks = n;
+                0
+            }
+            _ => EINVAL.to_errno(),
+        },
+        (b"policy" | b"mmwb" | b"cow" | b"cow_fixup" | b"blocks", _) => EINVAL.to_errno(),
         _ => -(bindings::ENOPARAM as c_int),
     }
 }
@@ -212,7 +231,12 @@ unsafe extern "C" fn pinwbfs_reconfigure(
 ) -> c_int {
     // SAFETY: As the caller guarantees; the request is not shared.
     let (cur, new) = unsafe { (sb_info(sb), &*fsi.cast::<SbInfo>()) };
-    if new.mmwb && !cur.mmwb {
+    // The bdi, vm_ops and the block budget are set at mount.
+    if (new.mmwb && !cur.mmwb)
+        || (new.cow && !cur.cow)
+        || (new.cow_fixup && !cur.cow_fixup)
+        || (new.nr_blocks != 0 && new.nr_blocks != cur.nr_blocks)
+    {
         return EINVAL.to_errno();
     }
     let p = new.policy.load(Relaxed);
@@ -247,6 +271,28 @@ unsafe extern "C" fn pinwbfs_is_mmwb(sb: *mut bindings::super_block) -> bool {
     unsafe { sb_info(sb) }.mmwb
 }
 
+/// The `blocks=` of a `cow` mount, for `show_options`; 0 without `cow`.
+///
+/// # Safety
+///
+/// `sb` is a live pinwbfs superblock.
+#[no_mangle]
+unsafe extern "C" fn pinwbfs_cow_blocks(sb: *mut bindings::super_block) -> u64 {
+    // SAFETY: As the caller guarantees.
+    unsafe { sb_info(sb) }.nr_blocks
+}
+
+/// Whether a mount has `cow_fixup`, for `show_options`.
+///
+/// # Safety
+///
+/// `sb` is a live pinwbfs superblock.
+#[no_mangle]
+unsafe extern "C" fn pinwbfs_is_cow_fixup(sb: *mut bindings::super_block) -> bool {
+    // SAFETY: As the caller guarantees.
+    unsafe { sb_info(sb) }.cow_fixup
+}
+
 /// The valid `policy=` values, for the mount error message.
 #[no_mangle]
 extern "C" fn pinwbfs_policy_names() -> *const c_char {
@@ -267,7 +313,19 @@ unsafe extern "C" fn pinwbfs_fill_super(sb: *mut bindings::super_block) -> c_int
         (*sb).s_magic = PINWBFS_MAGIC as c_ulong;
         (*sb).s_op = &SUPER_OPS.0;
         (*sb).s_time_gran = 1;
-        if sb_info(sb).mmwb {
+        let sbi = &mut *(*sb).s_fs_info.cast::<SbInfo>();
+        // `cow` needs its budget, and `blocks=` and `cow_fixup` mean nothing without it.
+        if sbi.cow != (sbi.nr_blocks != 0) || (sbi.cow_fixup && !sbi.cow) {
+            pr_warn!("pinwbfs: cow needs blocks=N, and blocks= and cow_fixup need cow\n");
+            return EINVAL.to_errno();
+        }
+        if sbi.cow {
+            match Arc::new(Blocks::new(sbi.nr_blocks), GFP_KERNEL) {
+                Ok(b) => sbi.blocks = Some(b),
+                Err(_) => return ENOMEM.to_errno(),
+            }
+        }
+        if sbi.mmwb {
             let ret = bindings::super_setup_bdi(sb);
             if ret != 0 {
                 return ret;
@@ -300,13 +358,34 @@ unsafe extern "C" fn kill_sb(sb: *mut bindings::super_block) {
 // --- superblock and inodes ------------------------------------------------------
 
 static SUPER_OPS: Ops<bindings::super_operations> = Ops(bindings::super_operations {
-    statfs: Some(bindings::simple_statfs),
+    statfs: Some(statfs),
     drop_inode: Some(bindings::inode_just_drop),
     evict_inode: Some(evict_inode),
     sync_fs: Some(sync_fs),
     show_options: Some(pinwbfs_show_options),
     ..pin_init::zeroed()
 });
+
+/// `statfs(2)`: `simple_statfs`, and on a `cow` mount the block budget:
+/// `f_blocks` is `blocks=`, `f_bfree` what stored pages and reservations
+/// leave of it.
+///
+/// # Safety
+///
+/// Called only by the VFS, as `super_operations::statfs` of a pinwbfs superblock.
+unsafe extern "C" fn statfs(dentry: *mut bindings::dentry, buf: *mut bindings::kstatfs) -> c_int {
+    // SAFETY: The VFS passes a dentry of ours and a buffer to fill.
+    unsafe {
+        let ret = bindings::simple_statfs(dentry, buf);
+        if ret == 0 {
+            if let Some(b) = &sb_info((*dentry).d_sb).blocks {
+                let (total, free) = b.usage();
+                pinwb_statfs_set_blocks(buf, total, free);
+            }
+        }
+        ret
+    }
+}
 
 /// Allocates an inode of `mode` in `sb`.
 ///
@@ -321,8 +400,10 @@ unsafe fn new_inode(
     let data = if u32::from(mode) & bindings::S_IFMT == bindings::S_IFREG {
         Some(KBox::pin_init(
             try_pin_init!(InodeData {
-                store <- Store::new(),
+                // SAFETY: `sb` is a live pinwbfs superblock, as the caller guarantees.
+                store <- Store::new(unsafe { sb_info(sb) }.blocks.clone()),
                 wb_lock <- new_mutex!(()),
+                reserved <- new_mutex!(kernel::rbtree::RBTree::new()),
             }),
             GFP_KERNEL,
         )?)
@@ -404,7 +485,13 @@ unsafe extern "C" fn evict_inode(inode: *mut bindings::inode) {
         bindings::clear_inode(inode);
         let data = (*inode).i_private.cast::<InodeData>();
         if !data.is_null() {
-            let mut list = sb_info((*inode).i_sb).shared.inodes.lock();
+            let sbi = sb_info((*inode).i_sb);
+            if let Some(blocks) = &sbi.blocks {
+                // The file's stored pages and reservations go with it.
+                (*data).store.release_blocks();
+                (*data).drop_reservations(blocks, 0);
+            }
+            let mut list = sbi.shared.inodes.lock();
             if let Some(i) = list.iter().position(|p| p.0 == inode) {
                 let _ = list.remove(i);
             }

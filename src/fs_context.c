@@ -20,7 +20,7 @@ static int pinwbfs_fc_parse_param(struct fs_context *fc, struct fs_parameter *pa
 	/* -ENOPARAM lets the VFS handle what is not ours (e.g. "source"). */
 	ret = pinwbfs_parse_option(fc->s_fs_info, param->key, value);
 	if (ret == -EINVAL)
-		return invalfc(fc, "bad option '%s%s%s': policy=%s, or mmwb without a value",
+		return invalfc(fc, "bad option '%s%s%s': policy=%s, blocks=<N > 0>, or mmwb, cow, cow_fixup without a value",
 			       param->key, value ? "=" : "", value ?: "", pinwbfs_policy_names());
 	return ret;
 }
@@ -34,7 +34,7 @@ static int pinwbfs_fc_reconfigure(struct fs_context *fc)
 	int ret = pinwbfs_reconfigure(fc->root->d_sb, fc->s_fs_info);
 
 	if (ret == -EINVAL)
-		return invalfc(fc, "mmwb cannot be set on remount; mount again to change it");
+		return invalfc(fc, "mmwb, cow, cow_fixup and blocks= cannot be changed on remount; mount again to change them");
 	return ret;
 }
 
@@ -46,6 +46,10 @@ int pinwbfs_show_options(struct seq_file *m, struct dentry *root)
 		seq_printf(m, ",policy=%s", policy);
 	if (pinwbfs_is_mmwb(root->d_sb))
 		seq_puts(m, ",mmwb");
+	if (pinwbfs_cow_blocks(root->d_sb))
+		seq_printf(m, ",cow,blocks=%llu", pinwbfs_cow_blocks(root->d_sb));
+	if (pinwbfs_is_cow_fixup(root->d_sb))
+		seq_puts(m, ",cow_fixup");
 	return 0;
 }
 

@@ -23,6 +23,8 @@ int pinwbfs_fill_super(struct super_block *sb);
 int pinwbfs_reconfigure(struct super_block *sb, void *fsi);
 const char *pinwbfs_policy_of_mount(struct super_block *sb);
 bool pinwbfs_is_mmwb(struct super_block *sb);
+unsigned long long pinwbfs_cow_blocks(struct super_block *sb);
+bool pinwbfs_is_cow_fixup(struct super_block *sb);
 const char *pinwbfs_policy_names(void);
 
 #endif /* PINWBFS_FS_CONTEXT_H */

@@ -6,11 +6,17 @@
 //! `static` operations tables ([`Ops`]).
 
 use crate::helpers::{pinwb_i_size_read, pinwb_mapping_set_error};
-use crate::{folio_index::FolioIndex, policy::Policy, stats::TUNABLES, store::Store};
+use crate::{
+    folio_index::FolioIndex,
+    policy::Policy,
+    stats::{COUNTERS, TUNABLES},
+    store::{Blocks, Store},
+};
 use core::ptr::NonNull;
 use kernel::{
     bindings,
     prelude::*,
+    rbtree::{RBTree, RBTreeNode},
     sync::{
         aref::{ARef, AlwaysRefCounted},
         atomic::{Atomic, Relaxed},
@@ -179,6 +185,15 @@ pub(crate) struct SbInfo {
     pub(crate) policy: Atomic<u32>,
     /// `mmwb`: writeback-capable bdi, `page_mkwrite`, kernel-driven writeback.
     pub(crate) mmwb: bool,
+    /// `cow`: Chinner's reservation model, with a budget of `blocks=` blocks.
+    pub(crate) cow: bool,
+    /// `blocks=`, as parsed (0: not given).
+    pub(crate) nr_blocks: u64,
+    /// `cow_fixup`: reserve again before pinwbfs keeps or makes a folio
+    /// dirty (btrfs's writepage fixup), instead of writing it unreserved later.
+    pub(crate) cow_fixup: bool,
+    /// The budget of a `cow` mount, made at mount time.
+    pub(crate) blocks: Option<Arc<Blocks>>,
     pub(crate) shared: Arc<FsShared>,
 }
 
@@ -202,6 +217,60 @@ pub(crate) struct InodeData {
     /// Serialises writepages, truncation and store updates of one file.
     #[pin]
     pub(crate) wb_lock: Mutex<()>,
+    /// `cow`: the pages that hold a reservation (a block of the budget for
+    /// their next write).
+    #[pin]
+    pub(crate) reserved: Mutex<RBTree<usize, ()>>,
+}
+
+impl InodeData {
+    /// Reserves a block for page `index`'s next write unless it holds one:
+    /// whether it took one now; `ENOSPC` if the budget has none left.
+    pub(crate) fn reserve(&self, blocks: &Blocks, index: usize) -> Result<bool> {
+        if self.reserved.lock().get(&index).is_some() {
+            return Ok(false);
+        }
+        let node = RBTreeNode::new(index, (), GFP_KERNEL)?;
+        blocks.take()?;
+        if self.reserved.lock().insert(node).is_some() {
+            // Reserved meanwhile (a fault and a write of the same page): one is enough.
+            blocks.put(1);
+            return Ok(false);
+        }
+        COUNTERS.reserved.add(1, Relaxed);
+        Ok(true)
+    }
+
+    /// Gives back page `index`'s reservation, unused.
+    pub(crate) fn unreserve(&self, blocks: &Blocks, index: usize) {
+        if self.consume_reservation(index) {
+            blocks.put(1);
+        }
+    }
+
+    /// Takes page `index`'s reservation for its write; false if it had none.
+    pub(crate) fn consume_reservation(&self, index: usize) -> bool {
+        self.reserved.lock().remove(&index).is_some()
+    }
+
+    /// Drops the reservations of pages at or past `first` (truncation,
+    /// eviction), giving their blocks back.
+    pub(crate) fn drop_reservations(&self, blocks: &Blocks, first: usize) {
+        let mut n = 0;
+        let mut reserved = self.reserved.lock();
+        let mut cursor = reserved.cursor_lower_bound_mut(&first);
+        while let Some(c) = cursor {
+            // `remove_current` moves to the previous node after the last one.
+            if *c.current().0 < first {
+                break;
+            }
+            let (next, node) = c.remove_current();
+            drop(node);
+            n += 1;
+            cursor = next;
+        }
+        blocks.put(n);
+    }
 }
 
 /// The superblock's options.

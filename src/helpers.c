@@ -8,6 +8,7 @@
 #include <linux/mm.h>
 #include <linux/pagemap.h>
 #include <linux/sched/signal.h>
+#include <linux/statfs.h>
 #include <linux/workqueue.h>
 
 #include "helpers.h"
@@ -263,4 +264,11 @@ struct folio *pinwb_write_begin_get_folio(const struct kiocb *iocb, struct addre
 					  unsigned long index, size_t len)
 {
 	return write_begin_get_folio(iocb, mapping, index, len);
+}
+
+void pinwb_statfs_set_blocks(struct kstatfs *buf, u64 blocks, u64 free)
+{
+	buf->f_blocks = blocks;
+	buf->f_bfree = free;
+	buf->f_bavail = free;
 }

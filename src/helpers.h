@@ -79,6 +79,10 @@ unsigned long pinwb_mapping_count_dirty(struct address_space *mapping);
 struct file;
 bool pinwb_file_readable(struct file *file);
 loff_t pinwb_i_size_read(const struct inode *inode);
+
+/* struct kstatfs is not in 7.3's bindings: a cow mount's block budget in it. */
+struct kstatfs;
+void pinwb_statfs_set_blocks(struct kstatfs *buf, u64 blocks, u64 free);
 void pinwb_i_size_write(struct inode *inode, loff_t size);
 
 #endif /* PINWB_HELPERS_H */

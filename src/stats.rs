@@ -83,6 +83,15 @@ counters! {
     direct_writes,
     /// `defer`: pinned dirty folios left for after their unpin.
     deferred,
+    /// `cow`: blocks reserved when a folio became dirty (write, page_mkwrite).
+    reserved,
+    /// `cow`: folios written back without a reservation: dirtied where no
+    /// reservation was taken (pins, the possibly-dirty pre-pass, a PTE harvest,
+    /// bounce's and direct's keep-dirty).
+    unreserved_dirty,
+    /// `cow`: writes that found no free block at writeback (`ENOSPC` then,
+    /// not when the data was written).
+    enospc_at_writeback,
 }
 
 /// Knobs, writable in debugfs (root only).

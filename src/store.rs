@@ -31,7 +31,10 @@ use kernel::{
     page::{Page, PAGE_SIZE},
     prelude::*,
     rbtree::{RBTree, RBTreeNode},
-    sync::{atomic::Relaxed, Mutex},
+    sync::{
+        atomic::{Atomic, Relaxed},
+        Arc, Mutex,
+    },
     time::{delay::fsleep, Delta},
     uaccess::UserSliceWriter,
 };
@@ -42,6 +45,52 @@ pub(crate) const IO_BATCH: usize = 64;
 
 /// Stored pages removed or read between two `cond_resched()` calls.
 const RESCHED_PAGES: usize = 256;
+
+/// The block budget of a `cow` mount (Chinner's reservation model, seed
+/// 004): `limit` blocks of one page in all, for the stored pages and the
+/// outstanding reservations. Writing a page allocates a new block and frees
+/// the old one (copy on write), so even an overwrite needs a free block, and
+/// the filesystem must reserve it when the folio becomes dirty.
+pub(crate) struct Blocks {
+    limit: u64,
+    used: Atomic<u64>,
+}
+
+impl Blocks {
+    pub(crate) fn new(limit: u64) -> Self {
+        Blocks {
+            limit,
+            used: Atomic::new(0),
+        }
+    }
+
+    /// Takes one block; `ENOSPC` when every block is used.
+    pub(crate) fn take(&self) -> Result {
+        let mut used = self.used.load(Relaxed);
+        loop {
+            if used >= self.limit {
+                return Err(ENOSPC);
+            }
+            match self.used.cmpxchg(used, used + 1, Relaxed) {
+                Ok(_) => return Ok(()),
+                Err(seen) => used = seen,
+            }
+        }
+    }
+
+    /// Gives `n` blocks back.
+    pub(crate) fn put(&self, n: u64) {
+        self.used.fetch_sub(n, Relaxed);
+    }
+
+    /// `(blocks, free blocks)`, for `statfs`.
+    pub(crate) fn usage(&self) -> (u64, u64) {
+        (
+            self.limit,
+            self.limit.saturating_sub(self.used.load(Relaxed)),
+        )
+    }
+}
 
 /// One stored page.
 struct StorePage {
@@ -62,6 +111,10 @@ impl StorePage {
 pub(crate) struct Store {
     #[pin]
     pages: Mutex<RBTree<usize, StorePage>>,
+    /// The mount's budget (`cow`): the writer took a block for every write
+    /// before it reached the store, which frees the block a write replaces
+    /// or a truncation drops, and gives a failed write's back.
+    blocks: Option<Arc<Blocks>>,
 }
 
 /// Takes one injected store write error, if any is pending (debugfs
@@ -81,45 +134,82 @@ fn injected_error() -> bool {
 }
 
 impl Store {
-    pub(crate) fn new() -> impl PinInit<Self> {
+    pub(crate) fn new(blocks: Option<Arc<Blocks>>) -> impl PinInit<Self> {
         pin_init!(Store {
             pages <- new_mutex!(RBTree::new()),
+            blocks,
         })
+    }
+
+    /// `n` blocks of the budget are no longer used.
+    fn freed(&self, n: u64) {
+        if let Some(b) = &self.blocks {
+            if n > 0 {
+                b.put(n);
+            }
+        }
+    }
+
+    /// Gives back the blocks of every stored page (the inode goes).
+    pub(crate) fn release_blocks(&self) {
+        let n = self.pages.lock().iter().count();
+        self.freed(n as u64);
+    }
+
+    /// A store write's outcome for the budget: the block it took is
+    /// given back if it failed, the one it replaced if it succeeded.
+    fn account(&self, res: &Result<bool>) {
+        match res {
+            Ok(true) | Err(_) => self.freed(1),
+            Ok(false) => {}
+        }
     }
 
     /// Stores a copy of `src` as page `index`, with checksum `crc`; returns
     /// the crc32c of the bytes stored.
     fn write_copy(&self, index: usize, src: &Folio, crc: u32) -> Result<u32> {
+        let mut stored = 0;
+        let res = self.copy_in(index, src, crc, &mut stored);
+        self.account(&res);
+        res.map(|_| stored)
+    }
+
+    /// [`Store::write_copy`]'s work: whether it replaced a stored page.
+    fn copy_in(&self, index: usize, src: &Folio, crc: u32, stored: &mut u32) -> Result<bool> {
         if injected_error() {
             return Err(EIO);
         }
         let from = src.map();
         let mut pages = self.pages.lock();
         if let Some(sp) = pages.get_mut(&index) {
+            // The same page of memory, standing for a new block and the old one freed.
             from.copy_to(&sp.data);
             sp.crc = crc;
-            return Ok(KmapLocal::of(&sp.data).crc());
+            *stored = KmapLocal::of(&sp.data).crc();
+            return Ok(true);
         }
         drop(pages);
         let data = Page::alloc_page(GFP_KERNEL)?;
         from.copy_to(&data);
-        let stored = KmapLocal::of(&data).crc();
+        *stored = KmapLocal::of(&data).crc();
         let node = RBTreeNode::new(index, StorePage { data, crc }, GFP_KERNEL)?;
         // Writes to one file are serialised by its writeback lock, so nobody stored this
         // index in between; replacing is correct either way.
-        drop(self.pages.lock().insert(node));
-        Ok(stored)
+        Ok(self.pages.lock().insert(node).is_some())
     }
 
     /// Stores `data`, a private copy whose checksum is `crc`, as page
     /// `index` (a bounce page becomes the stored page: no second copy).
     fn write_page(&self, index: usize, data: Page, crc: u32) -> Result {
-        if injected_error() {
-            return Err(EIO);
-        }
-        let node = RBTreeNode::new(index, StorePage { data, crc }, GFP_KERNEL)?;
-        drop(self.pages.lock().insert(node));
-        Ok(())
+        let res = (|| {
+            if injected_error() {
+                return Err(EIO);
+            }
+            let node = RBTreeNode::new(index, StorePage { data, crc }, GFP_KERNEL)?;
+            Ok(self.pages.lock().insert(node).is_some())
+        })();
+        self.account(&res);
+        res.map(|_| ())
     }
 
     /// A direct write (`direct`): stores the bytes of `src` as page `index`
@@ -208,6 +298,7 @@ impl Store {
     /// zeroes the tail of the page that straddles it.
     pub(crate) fn truncate(&self, size: u64) {
         let first_gone = usize::try_from(size.div_ceil(PAGE_SIZE as u64)).unwrap_or(usize::MAX);
+        let mut dropped = 0;
         loop {
             let mut pages = self.pages.lock();
             let mut n = 0;
@@ -226,11 +317,13 @@ impl Store {
                 }
             }
             drop(pages);
+            dropped += n as u64;
             if n < RESCHED_PAGES {
                 break;
             }
             cond_resched();
         }
+        self.freed(dropped);
         let tail = (size % PAGE_SIZE as u64) as usize;
         if tail != 0 {
             let mut pages = self.pages.lock();
