@@ -208,6 +208,9 @@ TEST_F(realfs, gup_longterm_agrees)
 
 	if (access("/selftests/gup_longterm", X_OK))
 		SKIP(return, "no gup_longterm");
+	/* Its gup_test cases, half of what it checks, need CONFIG_GUP_TEST. */
+	if (access("/sys/kernel/debug/gup_test", F_OK))
+		SKIP(return, "no /sys/kernel/debug/gup_test (CONFIG_GUP_TEST)");
 	snprintf(log, sizeof(log), RF_DIR "/gup_longterm-%s.log", rf_fs_desc[variant->fs].name);
 	snprintf(cmd, sizeof(cmd), "cd %s && /selftests/gup_longterm > %s 2>&1", self->m.dir, log);
 	ASSERT_NE(NULL, getcwd(cwd, sizeof(cwd)));
@@ -241,6 +244,8 @@ TEST_F(realfs, gup_test_agrees)
 
 	if (access("/selftests/gup_test", X_OK))
 		SKIP(return, "no gup_test");
+	if (access("/sys/kernel/debug/gup_test", F_OK))
+		SKIP(return, "no /sys/kernel/debug/gup_test (CONFIG_GUP_TEST)");
 	snprintf(file, sizeof(file), "%s/gup_test.dat", self->m.dir);
 	fd = open(file, O_RDWR | O_CREAT, 0644);
 	ASSERT_LE(0, fd);
