@@ -256,20 +256,8 @@ impl InodeData {
     /// Drops the reservations of pages at or past `first` (truncation,
     /// eviction), giving their blocks back.
     pub(crate) fn drop_reservations(&self, blocks: &Blocks, first: usize) {
-        let mut n = 0;
-        let mut reserved = self.reserved.lock();
-        let mut cursor = reserved.cursor_lower_bound_mut(&first);
-        while let Some(c) = cursor {
-            // `remove_current` moves to the previous node after the last one.
-            if *c.current().0 < first {
-                break;
-            }
-            let (next, node) = c.remove_current();
-            drop(node);
-            n += 1;
-            cursor = next;
-        }
-        blocks.put(n);
+        let n = crate::store::remove_from(&mut self.reserved.lock(), first, usize::MAX);
+        blocks.put(n as u64);
     }
 }
 

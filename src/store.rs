@@ -92,6 +92,25 @@ impl Blocks {
     }
 }
 
+/// Removes the entries of `tree` with keys at or past `first`, at most
+/// `max` of them; returns how many it removed (fewer than `max`: all).
+pub(crate) fn remove_from<V>(tree: &mut RBTree<usize, V>, first: usize, max: usize) -> usize {
+    let mut n = 0;
+    let mut cursor = tree.cursor_lower_bound_mut(&first);
+    while let Some(c) = cursor {
+        // `remove_current` moves to the previous node after the last one.
+        if n >= max || *c.current().0 < first {
+            break;
+        }
+        let (next, node) = c.remove_current();
+        // Frees the entry (a stored page); a mutex may be held while freeing.
+        drop(node);
+        n += 1;
+        cursor = next;
+    }
+    n
+}
+
 /// One stored page.
 struct StorePage {
     data: Page,
@@ -300,23 +319,7 @@ impl Store {
         let first_gone = usize::try_from(size.div_ceil(PAGE_SIZE as u64)).unwrap_or(usize::MAX);
         let mut dropped = 0;
         loop {
-            let mut pages = self.pages.lock();
-            let mut n = 0;
-            {
-                let mut cursor = pages.cursor_lower_bound_mut(&first_gone);
-                while let Some(c) = cursor {
-                    // `remove_current` moves to the previous node after the last one.
-                    if *c.current().0 < first_gone {
-                        break;
-                    }
-                    let (next, node) = c.remove_current();
-                    // Frees the stored page; a mutex may be held while freeing.
-                    drop(node);
-                    n += 1;
-                    cursor = if n < RESCHED_PAGES { next } else { None };
-                }
-            }
-            drop(pages);
+            let n = remove_from(&mut self.pages.lock(), first_gone, RESCHED_PAGES);
             dropped += n as u64;
             if n < RESCHED_PAGES {
                 break;
