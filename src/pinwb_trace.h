@@ -135,7 +135,7 @@ TRACE_EVENT(pinwb_unpin,
 		  __entry->dirty)
 );
 
-/* The walk before writeback marked a clean folio (locked, ours) dirty. */
+/* The walk before writeback marked a clean folio dirty. */
 TRACE_EVENT(pinwb_writeback_redirty,
 	TP_PROTO(struct folio *folio, u8 pinned, u8 reason),
 	TP_ARGS(folio, pinned, reason),
@@ -148,7 +148,7 @@ TRACE_EVENT(pinwb_writeback_redirty,
 	),
 
 	TP_fast_assign(
-		__entry->ino		= folio->mapping->host->i_ino;
+		__entry->ino		= pinwb_folio_ino(folio);
 		__entry->index		= folio->index;
 		__entry->pinned		= pinned;
 		__entry->reason		= reason;

@@ -22,13 +22,7 @@
 
 use crate::{
     folio::Folio,
-    helpers::{
-        self, rust_do_trace_pinwb_bounce, rust_do_trace_pinwb_dma_pass,
-        rust_do_trace_pinwb_io_complete, rust_do_trace_pinwb_io_submit, rust_do_trace_pinwb_pin,
-        rust_do_trace_pinwb_torn_write, rust_do_trace_pinwb_unpin, rust_do_trace_pinwb_wait_end,
-        rust_do_trace_pinwb_wait_start, rust_do_trace_pinwb_writeback_folio,
-        rust_do_trace_pinwb_writeback_redirty,
-    },
+    helpers,
     policy::{Action, Pinned, Policy},
     request::Kind,
 };
@@ -39,33 +33,53 @@ use kernel::{
     time::{Instant, Monotonic},
 };
 
-/// Declares, for each event, `<event>_enabled()`: the event's static branch
-/// on `__tracepoint_<event>`, which `static_branch_unlikely!` compiles to a
-/// jump patched when the event is switched on (`CONFIG_JUMP_LABEL`). The
-/// tracepoint and `rust_do_trace_<event>()` (defined by `trace.c`) are
-/// declared by bindgen from `pinwb_trace.h` (`helpers.rs`).
+/// A value an event takes: plain values as they are, a [`Folio`] as its
+/// pointer.
+trait Arg {
+    type C;
+    fn c(self) -> Self::C;
+}
+
+macro_rules! plain_arg {
+    ($($t:ty),*) => { $(impl Arg for $t { type C = $t; fn c(self) -> $t { self } })* };
+}
+plain_arg!(bool, u8, u32, u64, c_int, c_long, c_ulong);
+
+impl Arg for &Folio {
+    type C = *mut bindings::folio;
+    fn c(self) -> *mut bindings::folio {
+        self.as_raw()
+    }
+}
+
+/// Declares each event as a function `<event>(args)` that tests the event's
+/// static branch on `__tracepoint_<event>` (`static_branch_unlikely!`
+/// compiles to a jump patched when the event is switched on,
+/// `CONFIG_JUMP_LABEL`) and, if it is on, calls `rust_do_trace_<event>()`.
+/// Both symbols are declared by bindgen from `pinwb_trace.h` (`helpers.rs`);
+/// `trace.c` defines them.
 macro_rules! declare_trace {
-    ($($name:ident),* $(,)?) => {
+    ($($name:ident($($arg:ident: $t:ty),*);)*) => {
         kernel::macros::paste! {
             $(
-                #[cfg(CONFIG_TRACEPOINTS)]
                 #[inline(always)]
-                fn [<$name _enabled>]() -> bool {
+                fn $name($($arg: $t),*) {
+                    #[cfg(CONFIG_TRACEPOINTS)]
                     // SAFETY: `__tracepoint_<event>` is a tracepoint defined by `trace.c`, whose
-                    // static key may be read at any time.
+                    // static key may be read at any time. The events take plain values, or a
+                    // folio that the caller's `&Folio` keeps referenced while the event reads its
+                    // index and, with `folio_mapping()` (NULL once truncated), its inode number.
                     unsafe {
-                        kernel::jump_label::static_branch_unlikely!(
+                        if kernel::jump_label::static_branch_unlikely!(
                             helpers::[<__tracepoint_ $name>],
                             bindings::tracepoint,
                             key
-                        )
+                        ) {
+                            helpers::[<rust_do_trace_ $name>]($($arg.c()),*);
+                        }
                     }
-                }
-
-                #[cfg(not(CONFIG_TRACEPOINTS))]
-                #[inline(always)]
-                fn [<$name _enabled>]() -> bool {
-                    false
+                    #[cfg(not(CONFIG_TRACEPOINTS))]
+                    let _ = ($($arg),*);
                 }
             )*
         }
@@ -73,17 +87,18 @@ macro_rules! declare_trace {
 }
 
 declare_trace! {
-    pinwb_pin,
-    pinwb_unpin,
-    pinwb_writeback_redirty,
-    pinwb_writeback_folio,
-    pinwb_bounce,
-    pinwb_wait_start,
-    pinwb_wait_end,
-    pinwb_io_submit,
-    pinwb_io_complete,
-    pinwb_torn_write,
-    pinwb_dma_pass,
+    pinwb_pin(handle: u32, start: u64, pages: u64, kind: u8, writable: bool);
+    pinwb_unpin(handle: u32, start: u64, pages: u64, kind: u8, dirty: bool);
+    pinwb_writeback_redirty(folio: &Folio, pinned: u8, reason: u8);
+    pinwb_writeback_folio(ino: u64, index: c_ulong, integrity: bool, policy: u8, pinned: u8,
+        action: u8);
+    pinwb_bounce(ino: u64, index: c_ulong);
+    pinwb_wait_start(folio: &Folio, timeout_ms: c_long);
+    pinwb_wait_end(folio: &Folio, err: c_int, waited_ns: u64);
+    pinwb_io_submit(ino: u64, index: c_ulong, bounce: bool);
+    pinwb_io_complete(ino: u64, index: c_ulong, err: c_int);
+    pinwb_torn_write(ino: u64, index: c_ulong, crc: u32, stored: u32);
+    pinwb_dma_pass(pattern: u32, pass: u64, offset: u64, bytes: u64, pages: u64);
 }
 
 // The values of `pinwb_trace_values.h`, which the events print by name.
@@ -153,35 +168,24 @@ pub(crate) enum Redirty {
 /// made and is about to be published.
 #[inline(always)]
 pub(crate) fn pin(handle: u32, addr: u64, pages: usize, k: Kind, write: bool) {
-    if pinwb_pin_enabled() {
-        // SAFETY: The event takes plain values.
-        unsafe { rust_do_trace_pinwb_pin(handle, addr, pages as u64, kind(k), write) };
-    }
+    pinwb_pin(handle, addr, pages as u64, kind(k), write);
 }
 
 /// `pinwb_unpin`: the pages of pin `handle` are given back, marked dirty
 /// first if `dirty`.
 #[inline(always)]
 pub(crate) fn unpin(handle: u32, addr: u64, pages: usize, k: Kind, dirty: bool) {
-    if pinwb_unpin_enabled() {
-        // SAFETY: The event takes plain values.
-        unsafe { rust_do_trace_pinwb_unpin(handle, addr, pages as u64, kind(k), dirty) };
-    }
+    pinwb_unpin(handle, addr, pages as u64, kind(k), dirty);
 }
 
-/// `pinwb_writeback_redirty`: the walk before writeback marked `folio`, a
-/// locked folio of a pinwbfs mapping, dirty.
+/// `pinwb_writeback_redirty`: the walk before writeback marked `folio` dirty.
 #[inline(always)]
 pub(crate) fn redirty(folio: &Folio, state: Pinned, why: Redirty) {
-    if pinwb_writeback_redirty_enabled() {
-        let why = match why {
-            Redirty::Pte => 0,
-            Redirty::Pin => 1,
-        };
-        // SAFETY: The event reads the folio's mapping and index: the folio is referenced
-        // (`Folio`'s invariant), and locked in its mapping (the caller's).
-        unsafe { rust_do_trace_pinwb_writeback_redirty(folio.as_raw(), pinned(state), why) };
-    }
+    let why = match why {
+        Redirty::Pte => 0,
+        Redirty::Pin => 1,
+    };
+    pinwb_writeback_redirty(folio, pinned(state), why);
 }
 
 /// `pinwb_writeback_folio`: what writeback did with dirty folio `index` of
@@ -195,89 +199,59 @@ pub(crate) fn decision(
     state: Pinned,
     a: Action,
 ) {
-    if pinwb_writeback_folio_enabled() {
-        let index = index as c_ulong;
-        // SAFETY: The event takes plain values.
-        unsafe {
-            rust_do_trace_pinwb_writeback_folio(
-                ino,
-                index,
-                integrity,
-                policy(p),
-                pinned(state),
-                action(a),
-            )
-        };
-    }
+    pinwb_writeback_folio(
+        ino,
+        index as c_ulong,
+        integrity,
+        policy(p),
+        pinned(state),
+        action(a),
+    );
 }
 
 /// `pinwb_bounce`: writeback copied folio `index` of inode `ino`.
 #[inline(always)]
 pub(crate) fn bounce(ino: u64, index: usize) {
-    if pinwb_bounce_enabled() {
-        // SAFETY: The event takes plain values.
-        unsafe { rust_do_trace_pinwb_bounce(ino, index as c_ulong) };
-    }
+    pinwb_bounce(ino, index as c_ulong);
 }
 
 /// `pinwb_wait_start`: writeback waits at most `timeout_ms` until nobody
 /// pins `folio`.
 #[inline(always)]
 pub(crate) fn wait_start(folio: &Folio, timeout_ms: i64) {
-    if pinwb_wait_start_enabled() {
-        // SAFETY: The event reads the folio's index and (truncation may clear it) mapping,
-        // valid while the folio is referenced (`Folio`'s invariant).
-        unsafe { rust_do_trace_pinwb_wait_start(folio.as_raw(), timeout_ms as c_long) };
-    }
+    pinwb_wait_start(folio, timeout_ms as c_long);
 }
 
 /// `pinwb_wait_end`: the wait for `folio` that began at `start` ended with
 /// `res`.
 #[inline(always)]
 pub(crate) fn wait_end(folio: &Folio, res: &Result, start: Instant<Monotonic>) {
-    if pinwb_wait_end_enabled() {
-        let waited = start.elapsed().as_nanos() as u64;
-        // SAFETY: As in `wait_start`.
-        unsafe { rust_do_trace_pinwb_wait_end(folio.as_raw(), errno(res), waited) };
-    }
+    pinwb_wait_end(folio, errno(res), start.elapsed().as_nanos() as u64);
 }
 
 /// `pinwb_io_submit`: a page of IO for folio `index` of inode `ino` was
 /// submitted, from the folio or (`bounce`) from a copy.
 #[inline(always)]
 pub(crate) fn io_submit(ino: u64, index: usize, bounce: bool) {
-    if pinwb_io_submit_enabled() {
-        // SAFETY: The event takes plain values.
-        unsafe { rust_do_trace_pinwb_io_submit(ino, index as c_ulong, bounce) };
-    }
+    pinwb_io_submit(ino, index as c_ulong, bounce);
 }
 
 /// `pinwb_io_complete`: the IO of page `index` of inode `ino` completed.
 #[inline(always)]
 pub(crate) fn io_complete(ino: u64, index: usize, res: &Result) {
-    if pinwb_io_complete_enabled() {
-        // SAFETY: The event takes plain values.
-        unsafe { rust_do_trace_pinwb_io_complete(ino, index as c_ulong, errno(res)) };
-    }
+    pinwb_io_complete(ino, index as c_ulong, errno(res));
 }
 
 /// `pinwb_torn_write`: page `index` of inode `ino` was stored with crc32c
 /// `stored`, not the `crc` taken at submission.
 #[inline(always)]
 pub(crate) fn torn_write(ino: u64, index: usize, crc: u32, stored: u32) {
-    if pinwb_torn_write_enabled() {
-        // SAFETY: The event takes plain values.
-        unsafe { rust_do_trace_pinwb_torn_write(ino, index as c_ulong, crc, stored) };
-    }
+    pinwb_torn_write(ino, index as c_ulong, crc, stored);
 }
 
 /// `pinwb_dma_pass`: the simulated device wrote pass `pass` (`bytes` at
 /// byte `offset`) into a pin of `pages` pages, with `pattern`.
 #[inline(always)]
 pub(crate) fn dma_pass(pattern: u32, pass: u64, offset: usize, bytes: usize, pages: usize) {
-    if pinwb_dma_pass_enabled() {
-        let (offset, bytes, pages) = (offset as u64, bytes as u64, pages as u64);
-        // SAFETY: The event takes plain values.
-        unsafe { rust_do_trace_pinwb_dma_pass(pattern, pass, offset, bytes, pages) };
-    }
+    pinwb_dma_pass(pattern, pass, offset as u64, bytes as u64, pages as u64);
 }
