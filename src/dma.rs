@@ -10,7 +10,12 @@
 //! spins), and a stop wakes it at once: `DMA_STOP`, unpin, close and rmmod
 //! wait for at most one pass, whatever `interval_us`.
 
-use crate::{defs, folio::KmapLocal, helpers::cond_resched, stats::COUNTERS};
+use crate::{
+    defs,
+    folio::KmapLocal,
+    helpers::{cond_resched, pinwb_dma_fill, pinwb_dma_fill64},
+    stats::COUNTERS,
+};
 use kernel::{
     bindings, new_condvar, new_mutex, new_work,
     page::PAGE_SIZE,
@@ -168,20 +173,15 @@ impl DmaWriter {
             // SAFETY: `index < nr` (callers keep `off + len` within the pin) and the page is
             // held (type invariant).
             let map = unsafe { KmapLocal::new(*self.pages.add(index)) };
-            if self.params.stamp64 {
-                // `off` and `n` are multiples of 8 here (checked in `from_args`).
-                for w in 0..n / 8 {
-                    // SAFETY: `in_page + n <= PAGE_SIZE` bytes of the mapping; 8-aligned.
-                    unsafe {
-                        map.as_ptr()
-                            .add(in_page + 8 * w)
-                            .cast::<u64>()
-                            .write_volatile(stamp)
-                    };
+            // SAFETY: `in_page + n <= PAGE_SIZE` bytes of the mapping; with `stamp64`, `off`
+            // and `n` are multiples of 8 (checked in `from_args`), so the words are aligned.
+            unsafe {
+                let dst = map.as_ptr().add(in_page);
+                if self.params.stamp64 {
+                    pinwb_dma_fill64(dst.cast(), stamp, n / 8);
+                } else {
+                    pinwb_dma_fill(dst.cast(), byte, n);
                 }
-            } else {
-                // SAFETY: `in_page + n <= PAGE_SIZE` bytes of the mapping.
-                unsafe { core::ptr::write_bytes(map.as_ptr().add(in_page), byte, n) };
             }
             drop(map);
             off += n;

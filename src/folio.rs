@@ -15,7 +15,7 @@ use core::{marker::PhantomData, ops::Deref, ptr::NonNull};
 use kernel::{
     bindings,
     ffi::c_ulong,
-    page::{Page, PAGE_SIZE},
+    page::Page,
     sync::aref::{ARef, AlwaysRefCounted},
     types::Opaque,
 };
@@ -381,27 +381,32 @@ impl KmapLocal<'_> {
     /// crc32c of the whole page, as it is now (it may change concurrently:
     /// that is what the checksums are there to catch).
     pub(crate) fn crc(&self) -> u32 {
-        // SAFETY: `addr` maps PAGE_SIZE bytes (type invariant); crc32c reads them.
-        unsafe { crc32c(!0, self.addr.cast(), PAGE_SIZE) }
+        // SAFETY: `addr` maps a whole page (type invariant); the C side reads it under
+        // `data_race()`.
+        unsafe { pinwb_page_crc32c(self.addr.cast()) }
     }
 
-    /// Copies the whole page into `dst`.
+    /// Copies the whole page, as it is now, into `dst`.
     pub(crate) fn copy_to(&self, dst: &Page) {
-        // SAFETY: `addr` maps PAGE_SIZE bytes (type invariant), which is `dst`'s size; a
-        // page of our own never overlaps a mapped one. `write_raw` cannot fail in bounds.
-        let _ = unsafe { dst.write_raw(self.addr, 0, PAGE_SIZE) };
+        KmapLocal::of(dst).copy_page(self);
     }
 
     /// Copies all of `src` into the page.
     pub(crate) fn copy_from(&self, src: &Page) {
-        // SAFETY: As in `copy_to`, the other way round.
-        let _ = unsafe { src.read_raw(self.addr, 0, PAGE_SIZE) };
+        self.copy_page(&KmapLocal::of(src));
+    }
+
+    fn copy_page(&self, src: &KmapLocal<'_>) {
+        // SAFETY: Both map whole pages (type invariant), distinct ones: `copy_to` and
+        // `copy_from` pair a mapped page with a page of our own. The C side copies under
+        // `data_race()`.
+        unsafe { pinwb_page_copy(self.addr.cast(), src.addr.cast()) };
     }
 
     /// Zeroes the page.
     pub(crate) fn zero(&self) {
-        // SAFETY: `addr` maps PAGE_SIZE writable bytes (type invariant).
-        unsafe { core::ptr::write_bytes(self.addr, 0, PAGE_SIZE) };
+        // SAFETY: `addr` maps a whole writable page (type invariant).
+        unsafe { pinwb_page_zero(self.addr.cast()) };
     }
 }
 

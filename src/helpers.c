@@ -2,6 +2,7 @@
 /*
  * C wrappers for static inlines; see helpers.h.
  */
+#include <linux/crc32.h>
 #include <linux/fs.h>
 #include <linux/folio_batch.h>
 #include <linux/highmem.h>
@@ -80,8 +81,38 @@ void pinwb_folios_private_add(struct page *const *pages, size_t n, const unsigne
 	for_each_set_bit(i, bits, n) {
 		struct folio *folio = page_folio(pages[i]);
 
-		folio_change_private(folio, (void *)((unsigned long)folio_get_private(folio) + delta));
+		/* Under the index's lock; classify() reads it locklessly, with READ_ONCE. */
+		WRITE_ONCE(folio->private, (void *)((unsigned long)folio->private + delta));
 	}
+}
+
+u32 pinwb_page_crc32c(const void *addr)
+{
+	return data_race(crc32c(~0, addr, PAGE_SIZE));
+}
+
+void pinwb_page_copy(void *dst, const void *src)
+{
+	data_race(memcpy(dst, src, PAGE_SIZE));
+}
+
+void pinwb_page_zero(void *dst)
+{
+	data_race(memset(dst, 0, PAGE_SIZE));
+}
+
+void pinwb_dma_fill(void *dst, u8 byte, size_t n)
+{
+	data_race(memset(dst, byte, n));
+}
+
+void pinwb_dma_fill64(u64 *dst, u64 stamp, size_t words)
+{
+	size_t i;
+
+	/* One store per word: a reader sees each word old or new, never torn. */
+	for (i = 0; i < words; i++)
+		WRITE_ONCE(dst[i], stamp);
 }
 
 /*

@@ -52,6 +52,20 @@ void pinwb_folios_private_add(struct page *const *pages, size_t n, const unsigne
 /* For the folio of every page whose bit is set: lock, wait for writeback, unlock. */
 void pinwb_folios_wait_writeback(struct page *const *pages, size_t n, const unsigned long *bits);
 
+/*
+ * Whole-page reads and writes of memory that may change meanwhile: a page
+ * that user space maps or that the simulated device writes behind the page
+ * tables (catching that race is what the checksums are for). Done in C under
+ * data_race(), so that the race is neither undefined behaviour in Rust nor a
+ * KCSAN report. @src, @dst and @addr are kernel addresses of whole pages.
+ */
+u32 pinwb_page_crc32c(const void *addr);
+void pinwb_page_copy(void *dst, const void *src);
+void pinwb_page_zero(void *dst);
+/* The simulated device's stores: @n bytes of @byte, or @words 64-bit @stamp. */
+void pinwb_dma_fill(void *dst, u8 byte, size_t n);
+void pinwb_dma_fill64(u64 *dst, u64 stamp, size_t words);
+
 /* folio batches */
 void pinwb_folio_batch_release(struct folio_batch *fbatch);
 
