@@ -45,6 +45,8 @@ use kernel::{
     time::{Delta, Instant, Monotonic},
 };
 
+/// Regular files' address_space operations (`fs_glue.c` sets them).
+#[export_name = "pinwbfs_aops"]
 pub(crate) static AOPS: Ops<bindings::address_space_operations> =
     Ops(bindings::address_space_operations {
         read_folio: Some(read_folio),

@@ -18,7 +18,9 @@ use kernel::{
     uaccess::UserSlice,
 };
 
-pub(crate) static FILE_FOPS: Ops<bindings::file_operations> = Ops(bindings::file_operations {
+/// Regular files' file operations (`fs_glue.c` sets them).
+#[export_name = "pinwbfs_file_fops"]
+static FILE_FOPS: Ops<bindings::file_operations> = Ops(bindings::file_operations {
     llseek: Some(bindings::generic_file_llseek),
     read_iter: Some(bindings::generic_file_read_iter),
     write_iter: Some(bindings::generic_file_write_iter),
@@ -29,7 +31,9 @@ pub(crate) static FILE_FOPS: Ops<bindings::file_operations> = Ops(bindings::file
     ..pin_init::zeroed()
 });
 
-pub(crate) static FILE_IOPS: Ops<bindings::inode_operations> = Ops(bindings::inode_operations {
+/// Regular files' inode operations (`fs_glue.c` sets them).
+#[export_name = "pinwbfs_file_iops"]
+static FILE_IOPS: Ops<bindings::inode_operations> = Ops(bindings::inode_operations {
     setattr: Some(setattr),
     getattr: Some(bindings::simple_getattr),
     ..pin_init::zeroed()

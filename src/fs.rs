@@ -7,6 +7,12 @@
 //! `mount -t pinwbfs [-o policy=<name>,mmwb] none <dir>`. A flat or nested
 //! tree of regular files and directories.
 //!
+//! The VFS side (the type's, mount context's, superblock's and directories'
+//! operations, inode set-up and eviction) is C, in `fs_glue.c`: 7.3's Rust
+//! binds no filesystem. What it asks of Rust is here: the mount options, a
+//! new superblock's and regular file's state and its end, statfs's block
+//! budget, syncfs.
+//!
 //! By default a pinwbfs mapping looks like tmpfs to mm: the superblock keeps
 //! the noop bdi and the VMAs have no `page_mkwrite`, so mm allows R/W
 //! `FOLL_LONGTERM` pins of them (`vma_needs_dirty_tracking()` is false) and
@@ -16,12 +22,9 @@
 //! and mm refuses R/W long-term pins (EFAULT), as mainline intends.
 
 use crate::{
-    aops, file,
-    fs_data::{sb_info, FsShared, InodeData, InodePtr, Ops, SbInfo, POLICY_OF_KNOB},
-    helpers::{
-        pinwb_mapping_count_dirty, pinwb_mapping_set_stable_writes, pinwb_statfs_set_blocks,
-        pinwbfs_init_fs_context, pinwbfs_show_options,
-    },
+    aops,
+    fs_data::{sb_info, FsShared, InodeData, InodePtr, SbInfo, POLICY_OF_KNOB},
+    helpers::pinwbfs_init_fs_type,
     policy::{Policy, POLICY_NAMES},
     stats::COUNTERS,
     store::{Blocks, Store},
@@ -39,9 +42,6 @@ use kernel::{
     },
     types::Opaque,
 };
-
-/// `fs/ramfs`'s magic is taken; this one spells "PWBF".
-const PINWBFS_MAGIC: usize = 0x5057_4246;
 
 // --- the filesystem type ------------------------------------------------------
 
@@ -96,18 +96,12 @@ impl Registration {
         try_pin_init!(Self {
             shared,
             fs_type <- Opaque::try_ffi_init(move |slot: *mut bindings::file_system_type| {
-                // SAFETY: `slot` is valid for a write; every field not set is zero, as for a
-                // static `struct file_system_type` in C.
-                unsafe {
-                    slot.write(pin_init::zeroed());
-                    (*slot).name = c"pinwbfs".as_char_ptr();
-                    (*slot).init_fs_context = Some(pinwbfs_init_fs_context);
-                    (*slot).kill_sb = Some(kill_sb);
-                    (*slot).owner = module.as_ptr();
-                }
-                // SAFETY: `slot` is a valid, pinned file_system_type; it is unregistered in
-                // drop before its memory goes.
-                kernel::error::to_result(unsafe { bindings::register_filesystem(slot) })?;
+                // SAFETY: `slot` is valid for a write, and pinned: it is unregistered in drop
+                // before its memory goes.
+                kernel::error::to_result(unsafe {
+                    pinwbfs_init_fs_type(slot, module.as_ptr());
+                    bindings::register_filesystem(slot)
+                })?;
                 FS_TYPE.store(slot, Release);
                 Ok::<(), Error>(())
             }),
@@ -299,206 +293,116 @@ extern "C" fn pinwbfs_policy_names() -> *const c_char {
     POLICY_NAMES.as_char_ptr()
 }
 
+/// The state of a new superblock (`fs_glue.c`'s fill_super) that its
+/// options ask for: a `cow` mount's block budget.
+///
 /// # Safety
 ///
-/// Called by `get_tree_nodev` with a new superblock whose `s_fs_info` is ours.
+/// `sb` is a new pinwbfs superblock being set up, ours alone, with the
+/// request's `SbInfo` in `s_fs_info`.
 #[no_mangle]
-unsafe extern "C" fn pinwbfs_fill_super(sb: *mut bindings::super_block) -> c_int {
-    // SAFETY: `sb` is a new superblock being set up, ours alone.
-    unsafe {
-        // MAX_LFS_FILESIZE on 64-bit.
-        (*sb).s_maxbytes = i64::MAX;
-        (*sb).s_blocksize = kernel::page::PAGE_SIZE as c_ulong;
-        (*sb).s_blocksize_bits = kernel::page::PAGE_SHIFT as u8;
-        (*sb).s_magic = PINWBFS_MAGIC as c_ulong;
-        (*sb).s_op = &SUPER_OPS.0;
-        (*sb).s_time_gran = 1;
-        let sbi = &mut *(*sb).s_fs_info.cast::<SbInfo>();
-        // `cow` needs its budget, and `blocks=` and `cow_fixup` mean nothing without it.
-        if sbi.cow != (sbi.nr_blocks != 0) || (sbi.cow_fixup && !sbi.cow) {
-            pr_warn!("pinwbfs: cow needs blocks=N, and blocks= and cow_fixup need cow\n");
-            return EINVAL.to_errno();
-        }
-        if sbi.cow {
-            match Arc::new(Blocks::new(sbi.nr_blocks), GFP_KERNEL) {
-                Ok(b) => sbi.blocks = Some(b),
-                Err(_) => return ENOMEM.to_errno(),
-            }
-        }
-        if sbi.mmwb {
-            let ret = bindings::super_setup_bdi(sb);
-            if ret != 0 {
-                return ret;
-            }
-        }
-        let root = new_inode(sb, ptr::null(), (bindings::S_IFDIR | 0o755) as u16);
-        let Ok(root) = root else {
-            return ENOMEM.to_errno();
-        };
-        (*sb).s_root = bindings::d_make_root(root);
-        if (*sb).s_root.is_null() {
-            return ENOMEM.to_errno();
+unsafe extern "C" fn pinwbfs_setup_super(sb: *mut bindings::super_block) -> c_int {
+    // SAFETY: As the caller guarantees: nothing else uses the `SbInfo` yet.
+    let sbi = unsafe { &mut *(*sb).s_fs_info.cast::<SbInfo>() };
+    // `cow` needs its budget, and `blocks=` and `cow_fixup` mean nothing without it.
+    if sbi.cow != (sbi.nr_blocks != 0) || (sbi.cow_fixup && !sbi.cow) {
+        pr_warn!("pinwbfs: cow needs blocks=N, and blocks= and cow_fixup need cow\n");
+        return EINVAL.to_errno();
+    }
+    if sbi.cow {
+        match Arc::new(Blocks::new(sbi.nr_blocks), GFP_KERNEL) {
+            Ok(b) => sbi.blocks = Some(b),
+            Err(_) => return ENOMEM.to_errno(),
         }
     }
     0
 }
 
-/// # Safety
-///
-/// Called only by the VFS, as `file_system_type::kill_sb`, once per pinwbfs superblock.
-unsafe extern "C" fn kill_sb(sb: *mut bindings::super_block) {
-    // SAFETY: The VFS hands us our superblock once, at unmount.
-    unsafe {
-        let fsi = (*sb).s_fs_info;
-        bindings::kill_anon_super(sb);
-        pinwbfs_free_fs_info(fsi);
-    }
-}
-
-// --- superblock and inodes ------------------------------------------------------
-
-static SUPER_OPS: Ops<bindings::super_operations> = Ops(bindings::super_operations {
-    statfs: Some(statfs),
-    drop_inode: Some(bindings::inode_just_drop),
-    evict_inode: Some(evict_inode),
-    sync_fs: Some(sync_fs),
-    show_options: Some(pinwbfs_show_options),
-    ..pin_init::zeroed()
-});
-
-/// `statfs(2)`: `simple_statfs`, and on a `cow` mount the block budget:
-/// `f_blocks` is `blocks=`, `f_bfree` what stored pages and reservations
-/// leave of it.
+/// For `statfs(2)`: a `cow` mount's budget (`blocks=`) and what stored
+/// pages and reservations leave of it; false without `cow`.
 ///
 /// # Safety
 ///
-/// Called only by the VFS, as `super_operations::statfs` of a pinwbfs superblock.
-unsafe extern "C" fn statfs(dentry: *mut bindings::dentry, buf: *mut bindings::kstatfs) -> c_int {
-    // SAFETY: The VFS passes a dentry of ours and a buffer to fill.
-    unsafe {
-        let ret = bindings::simple_statfs(dentry, buf);
-        if ret == 0 {
-            if let Some(b) = &sb_info((*dentry).d_sb).blocks {
-                let (total, free) = b.usage();
-                pinwb_statfs_set_blocks(buf, total, free);
-            }
-        }
-        ret
-    }
-}
-
-/// Allocates an inode of `mode` in `sb`.
-///
-/// # Safety
-///
-/// `sb` is a live pinwbfs superblock; `dir` is null or its directory inode.
-unsafe fn new_inode(
+/// `sb` is a live pinwbfs superblock; `blocks` and `free` are valid for a
+/// write.
+#[no_mangle]
+unsafe extern "C" fn pinwbfs_blocks_usage(
     sb: *mut bindings::super_block,
-    dir: *const bindings::inode,
-    mode: u16,
-) -> Result<*mut bindings::inode> {
-    let data = if u32::from(mode) & bindings::S_IFMT == bindings::S_IFREG {
-        Some(KBox::pin_init(
-            try_pin_init!(InodeData {
-                // SAFETY: `sb` is a live pinwbfs superblock, as the caller guarantees.
-                store <- Store::new(unsafe { sb_info(sb) }.blocks.clone()),
-                wb_lock <- new_mutex!(()),
-                reserved <- new_mutex!(kernel::rbtree::RBTree::new()),
-            }),
-            GFP_KERNEL,
-        )?)
-    } else {
-        None
-    };
-    // SAFETY: `sb` is valid, as the caller guarantees.
-    let inode = unsafe { bindings::new_inode(sb) };
-    if inode.is_null() {
-        return Err(ENOMEM);
-    }
-    // SAFETY: `inode` is new and ours; the tables are static.
+    blocks: *mut u64,
+    free: *mut u64,
+) -> bool {
+    // SAFETY: As the caller guarantees.
     unsafe {
-        (*inode).i_ino = bindings::get_next_ino().into();
-        bindings::inode_init_owner(&raw mut bindings::nop_mnt_idmap, inode, dir, mode);
-        if data.is_some() {
-            // Only regular files have pages (directories keep `empty_aops`).
-            (*(*inode).i_mapping).a_ops = &aops::AOPS.0;
-        }
-        bindings::simple_inode_init_ts(inode);
-        match u32::from(mode) & bindings::S_IFMT {
-            bindings::S_IFDIR => {
-                (*inode).i_op = &DIR_IOPS.0;
-                (*inode).__bindgen_anon_3.i_fop = &bindings::simple_dir_operations;
-                // Directories start with i_nlink == 2 ("." entry).
-                bindings::inc_nlink(inode);
-            }
-            _ => {
-                (*inode).i_op = &file::FILE_IOPS.0;
-                (*inode).__bindgen_anon_3.i_fop = &file::FILE_FOPS.0;
-            }
-        }
+        let Some(b) = &sb_info(sb).blocks else {
+            return false;
+        };
+        (*blocks, *free) = b.usage();
     }
-    if let Some(data) = data {
-        // SAFETY: Never moved again; freed in `evict_inode`.
-        let raw = KBox::into_raw(unsafe { Pin::into_inner_unchecked(data) });
-        // SAFETY: `inode` is ours until it is published by `d_make_persistent`.
-        unsafe {
-            (*inode).i_private = raw.cast();
-            // Stable pages, as a checksumming filesystem needs: write(2) and page_mkwrite
-            // wait for writeback of the folio. Stores through a default (noop bdi) mapping
-            // cannot be held back: there is no write-notify.
-            pinwb_mapping_set_stable_writes((*inode).i_mapping);
-            if sb_info(sb).mmwb {
-                // Unhashed inodes are ignored by __mark_inode_dirty: the kernel's flusher
-                // would never see them.
-                bindings::__insert_inode_hash(inode, (*inode).i_ino);
-            }
-        }
-        // SAFETY: `sb` is a live pinwbfs superblock.
-        let shared = &unsafe { sb_info(sb) }.shared;
-        if shared
-            .inodes
-            .lock()
-            .push(InodePtr(inode), GFP_KERNEL)
-            .is_err()
-        {
-            // SAFETY: The inode is not published; `iput` evicts it and frees `raw`.
-            unsafe { bindings::iput(inode) };
-            return Err(ENOMEM);
-        }
-    }
-    Ok(inode)
+    true
 }
 
+/// A new regular file's [`InodeData`] in `i_private`, and its entry in the
+/// registry; on error the caller evicts the inode (`iput`), which frees
+/// what was made.
+///
 /// # Safety
 ///
-/// Called only by the VFS, as `super_operations::evict_inode`, once per pinwbfs inode.
-unsafe extern "C" fn evict_inode(inode: *mut bindings::inode) {
-    // SAFETY: The VFS evicts a pinwbfs inode once; nobody else uses it now.
-    unsafe {
-        if !(*inode).i_private.is_null() {
-            // Data a policy kept dirty (skip, fail, bounce) goes with the inode: at umount
-            // (whose sync_fs error the VFS ignores) and after the last unlink. Counted.
-            let dirty = pinwb_mapping_count_dirty(&raw mut (*inode).i_data);
-            COUNTERS.dirty_dropped_at_evict.add(dirty as u64, Relaxed);
-        }
-        bindings::truncate_inode_pages_final(&raw mut (*inode).i_data);
-        bindings::clear_inode(inode);
-        let data = (*inode).i_private.cast::<InodeData>();
-        if !data.is_null() {
-            let sbi = sb_info((*inode).i_sb);
-            if let Some(blocks) = &sbi.blocks {
-                // The file's stored pages and reservations go with it.
-                (*data).store.release_blocks();
-                (*data).drop_reservations(blocks, 0);
-            }
-            let mut list = sbi.shared.inodes.lock();
-            if let Some(i) = list.iter().position(|p| p.0 == inode) {
-                let _ = list.remove(i);
-            }
-            drop(list);
-            (*inode).i_private = ptr::null_mut();
-            drop(KBox::from_raw(data));
-        }
+/// `inode` is a new regular inode of a live pinwbfs superblock, not yet
+/// published, with a null `i_private`.
+#[no_mangle]
+unsafe extern "C" fn pinwbfs_init_inode(inode: *mut bindings::inode) -> c_int {
+    // SAFETY: As the caller guarantees.
+    let sbi = unsafe { sb_info((*inode).i_sb) };
+    let data = KBox::pin_init(
+        try_pin_init!(InodeData {
+            store <- Store::new(sbi.blocks.clone()),
+            wb_lock <- new_mutex!(()),
+            reserved <- new_mutex!(kernel::rbtree::RBTree::new()),
+        }),
+        GFP_KERNEL,
+    );
+    let data = match data {
+        Ok(d) => d,
+        Err(e) => return e.to_errno(),
+    };
+    // SAFETY: Never moved again: freed in `pinwbfs_evict_inode_data`. The inode is ours until
+    // it is published.
+    unsafe { (*inode).i_private = KBox::into_raw(Pin::into_inner_unchecked(data)).cast() };
+    match sbi.shared.inodes.lock().push(InodePtr(inode), GFP_KERNEL) {
+        Ok(()) => 0,
+        Err(_) => ENOMEM.to_errno(),
+    }
+}
+
+/// Folios a policy kept dirty that an evicted file loses with it.
+#[no_mangle]
+extern "C" fn pinwbfs_count_dirty_dropped(folios: c_ulong) {
+    COUNTERS.dirty_dropped_at_evict.add(folios as u64, Relaxed);
+}
+
+/// A regular file's data goes, after `clear_inode()`: its stored pages and
+/// reservations give their blocks back, and it leaves the registry.
+///
+/// # Safety
+///
+/// Called once per regular pinwbfs inode, by its `evict_inode`; nobody else
+/// uses it now.
+#[no_mangle]
+unsafe extern "C" fn pinwbfs_evict_inode_data(inode: *mut bindings::inode) {
+    // SAFETY: As the caller guarantees; `i_private` is the `InodeData` of
+    // `pinwbfs_init_inode`, freed here once.
+    let (sbi, data) = unsafe {
+        let data = KBox::from_raw((*inode).i_private.cast::<InodeData>());
+        (*inode).i_private = ptr::null_mut();
+        (sb_info((*inode).i_sb), data)
+    };
+    if let Some(blocks) = &sbi.blocks {
+        data.store.release_blocks();
+        data.drop_reservations(blocks, 0);
+    }
+    let mut list = sbi.shared.inodes.lock();
+    if let Some(i) = list.iter().position(|p| p.0 == inode) {
+        let _ = list.remove(i);
     }
 }
 
@@ -506,10 +410,12 @@ unsafe extern "C" fn evict_inode(inode: *mut bindings::inode) {
 /// (on a noop bdi the kernel's own sync paths do not reach `writepages`),
 /// with one wait budget for all of them. Returns the first error; each is
 /// also recorded in its mapping, and so in the superblock's errseq.
+///
 /// # Safety
 ///
 /// Called only by the VFS, as `super_operations::sync_fs` of a pinwbfs superblock.
-unsafe extern "C" fn sync_fs(sb: *mut bindings::super_block, wait: c_int) -> c_int {
+#[no_mangle]
+unsafe extern "C" fn pinwbfs_sync_fs(sb: *mut bindings::super_block, wait: c_int) -> c_int {
     let mut ret = 0;
     let deadline = aops::sync_deadline();
     // SAFETY: The VFS passes a live pinwbfs superblock.
@@ -523,19 +429,6 @@ unsafe extern "C" fn sync_fs(sb: *mut bindings::super_block, wait: c_int) -> c_i
     ret
 }
 
-// --- directories ------------------------------------------------------------------
-
-static DIR_IOPS: Ops<bindings::inode_operations> = Ops(bindings::inode_operations {
-    create: Some(create),
-    lookup: Some(bindings::simple_lookup),
-    link: Some(bindings::simple_link),
-    unlink: Some(bindings::simple_unlink),
-    mkdir: Some(mkdir),
-    rmdir: Some(bindings::simple_rmdir),
-    rename: Some(bindings::simple_rename),
-    ..pin_init::zeroed()
-});
-
 /// Fault injection (debugfs `corrupt_store`): flips a bit of stored page
 /// `index` of the regular file with inode number `ino`, on any mount.
 /// `ENOENT` if there is no such file or page.
@@ -547,54 +440,4 @@ pub(crate) fn corrupt_store(shared: &FsShared, ino: u64, index: usize) -> Result
         }
     });
     ret
-}
-
-/// # Safety
-///
-/// VFS callback contract of `->mknod`.
-unsafe fn mknod(dir: *mut bindings::inode, dentry: *mut bindings::dentry, mode: u16) -> c_int {
-    // SAFETY: `dir` is a live pinwbfs directory.
-    match unsafe { new_inode((*dir).i_sb, dir, mode) } {
-        Ok(inode) => {
-            // SAFETY: `dentry` is a negative dentry of `dir`, locked by the VFS.
-            unsafe {
-                bindings::d_make_persistent(dentry, inode);
-                bindings::inode_set_ctime_current(dir);
-            }
-            0
-        }
-        Err(e) => e.to_errno(),
-    }
-}
-
-/// # Safety
-///
-/// Called only by the VFS, as `inode_operations::create` of a pinwbfs directory, with its locks held.
-unsafe extern "C" fn create(
-    _idmap: *mut bindings::mnt_idmap,
-    dir: *mut bindings::inode,
-    dentry: *mut bindings::dentry,
-    mode: u16,
-) -> c_int {
-    // SAFETY: VFS callback contract.
-    unsafe { mknod(dir, dentry, mode | bindings::S_IFREG as u16) }
-}
-
-/// # Safety
-///
-/// Called only by the VFS, as `inode_operations::mkdir` of a pinwbfs directory, with its locks held.
-unsafe extern "C" fn mkdir(
-    _idmap: *mut bindings::mnt_idmap,
-    dir: *mut bindings::inode,
-    dentry: *mut bindings::dentry,
-    mode: u16,
-) -> *mut bindings::dentry {
-    // SAFETY: VFS callback contract.
-    let ret = unsafe { mknod(dir, dentry, mode | bindings::S_IFDIR as u16) };
-    if ret != 0 {
-        return kernel::error::Error::from_errno(ret).to_ptr();
-    }
-    // SAFETY: `dir` is locked by the VFS.
-    unsafe { bindings::inc_nlink(dir) };
-    ptr::null_mut()
 }

@@ -272,7 +272,9 @@ pub(crate) unsafe fn sb_info<'a>(sb: *mut bindings::super_block) -> &'a SbInfo {
     unsafe { &*(*sb).s_fs_info.cast::<SbInfo>() }
 }
 
-/// An operations table in a `static`: the kernel only reads it.
+/// An operations table in a `static`: the kernel only reads it. Transparent,
+/// so that C can name the tables `fs_glue.c` links to.
+#[repr(transparent)]
 pub(crate) struct Ops<T>(pub(crate) T);
 
 /// `Sync` for the operations tables pinwbfs defines, and only those.
@@ -287,7 +289,6 @@ macro_rules! ops_are_sync {
 }
 ops_are_sync!(
     bindings::address_space_operations,
-    bindings::super_operations,
     bindings::inode_operations,
     bindings::file_operations,
     bindings::vm_operations_struct

@@ -9,7 +9,6 @@
 #include <linux/mm.h>
 #include <linux/pagemap.h>
 #include <linux/sched/signal.h>
-#include <linux/statfs.h>
 #include <linux/workqueue.h>
 
 #include "helpers.h"
@@ -30,7 +29,6 @@ unsigned long pinwb_rlimit_memlock(void)
 {
 	return rlimit(RLIMIT_MEMLOCK);
 }
-
 
 /*
  * A scan rather than a per-page wrapper: it runs over every page of every
@@ -88,21 +86,25 @@ void pinwb_folios_private_add(struct page *const *pages, size_t n, const unsigne
 
 u32 pinwb_page_crc32c(const void *addr)
 {
+	/* Racy by design: see helpers.h. */
 	return data_race(crc32c(~0, addr, PAGE_SIZE));
 }
 
 void pinwb_page_copy(void *dst, const void *src)
 {
+	/* Racy by design: see helpers.h. */
 	data_race(memcpy(dst, src, PAGE_SIZE));
 }
 
 void pinwb_page_zero(void *dst)
 {
+	/* Racy by design: see helpers.h. */
 	data_race(memset(dst, 0, PAGE_SIZE));
 }
 
 void pinwb_dma_fill(void *dst, u8 byte, size_t n)
 {
+	/* Racy by design: see helpers.h. */
 	data_race(memset(dst, byte, n));
 }
 
@@ -221,11 +223,6 @@ bool pinwb_queue_delayed_work(struct delayed_work *dwork, unsigned long delay)
 	return queue_delayed_work(system_unbound_wq, dwork, delay);
 }
 
-void pinwb_mapping_set_stable_writes(struct address_space *mapping)
-{
-	mapping_set_stable_writes(mapping);
-}
-
 void pinwb_mapping_set_error(struct address_space *mapping, int error)
 {
 	mapping_set_error(mapping, error);
@@ -239,22 +236,6 @@ void pinwb_invalidate_lock(struct address_space *mapping)
 void pinwb_invalidate_unlock(struct address_space *mapping)
 {
 	filemap_invalidate_unlock(mapping);
-}
-
-/* Dirty folios of the mapping (as tagged in the page cache). */
-unsigned long pinwb_mapping_count_dirty(struct address_space *mapping)
-{
-	struct folio_batch fbatch;
-	unsigned long n = 0;
-	pgoff_t index = 0;
-
-	folio_batch_init(&fbatch);
-	while (filemap_get_folios_tag(mapping, &index, (pgoff_t)-1, PAGECACHE_TAG_DIRTY, &fbatch)) {
-		n += folio_batch_count(&fbatch);
-		folio_batch_release(&fbatch);
-		cond_resched();
-	}
-	return n;
 }
 
 /* The file was opened for reading (FMODE_READ). */
@@ -295,11 +276,4 @@ struct folio *pinwb_write_begin_get_folio(const struct kiocb *iocb, struct addre
 					  unsigned long index, size_t len)
 {
 	return write_begin_get_folio(iocb, mapping, index, len);
-}
-
-void pinwb_statfs_set_blocks(struct kstatfs *buf, u64 blocks, u64 free)
-{
-	buf->f_blocks = blocks;
-	buf->f_bfree = free;
-	buf->f_bavail = free;
 }

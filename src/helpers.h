@@ -85,18 +85,12 @@ void pinwb_cond_resched(void);
 bool pinwb_fatal_signal_pending(void);
 
 /* inodes and mappings */
-void pinwb_mapping_set_stable_writes(struct address_space *mapping);
 void pinwb_mapping_set_error(struct address_space *mapping, int error);
 void pinwb_invalidate_lock(struct address_space *mapping);
 void pinwb_invalidate_unlock(struct address_space *mapping);
-unsigned long pinwb_mapping_count_dirty(struct address_space *mapping);
 struct file;
 bool pinwb_file_readable(struct file *file);
 loff_t pinwb_i_size_read(const struct inode *inode);
-
-/* struct kstatfs is not in 7.3's bindings: a cow mount's block budget in it. */
-struct kstatfs;
-void pinwb_statfs_set_blocks(struct kstatfs *buf, u64 blocks, u64 free);
 void pinwb_i_size_write(struct inode *inode, loff_t size);
 
 #endif /* PINWB_HELPERS_H */

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! Rust declarations of the C side: the wrappers of `helpers.c` (static
-//! inlines and macros that `kernel::bindings` cannot offer), the fs_context
-//! glue of `fs_context.c`, and two exported functions whose headers 7.3's
+//! inlines and macros that `kernel::bindings` cannot offer), the VFS glue of
+//! `fs_glue.c`, and two exported functions whose headers 7.3's
 //! `kernel::bindings` does not include (`crc32c`, `folio_mkclean`).
 //!
 //! bindgen generates them from the C headers (`helpers_bindgen.h`, Kbuild),

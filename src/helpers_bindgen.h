@@ -9,6 +9,6 @@
 #include <linux/rmap.h>
 
 #include "helpers.h"
-#include "fs_context.h"
+#include "fs_glue.h"
 /* __tracepoint_<event> and rust_do_trace_<event>() of pinwb's events. */
 #include "pinwb_trace.h"
