@@ -25,9 +25,25 @@ void pinwb_put_page(struct page *page)
 }
 
 /* RLIMIT_MEMLOCK of current, in bytes (RLIM_INFINITY if unlimited). */
-unsigned long pinwb_rlimit_memlock(void)
+/*
+ * Charges @pages to @mm->pinned_vm, as RDMA's ib_umem_get() does: refused
+ * (-ENOMEM, nothing charged) beyond RLIMIT_MEMLOCK without CAP_IPC_LOCK.
+ */
+int pinwb_charge_pinned_vm(struct mm_struct *mm, unsigned long pages)
 {
-	return rlimit(RLIMIT_MEMLOCK);
+	unsigned long limit = rlimit(RLIMIT_MEMLOCK) >> PAGE_SHIFT;
+	s64 now = atomic64_add_return(pages, &mm->pinned_vm);
+
+	if (now > limit && !capable(CAP_IPC_LOCK)) {
+		atomic64_sub(pages, &mm->pinned_vm);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+void pinwb_uncharge_pinned_vm(struct mm_struct *mm, unsigned long pages)
+{
+	atomic64_sub(pages, &mm->pinned_vm);
 }
 
 /*

@@ -23,7 +23,9 @@ struct page;
 
 bool pinwb_folio_test_anon(struct folio *folio);
 void pinwb_put_page(struct page *page);
-unsigned long pinwb_rlimit_memlock(void);
+struct mm_struct;
+int pinwb_charge_pinned_vm(struct mm_struct *mm, unsigned long pages);
+void pinwb_uncharge_pinned_vm(struct mm_struct *mm, unsigned long pages);
 
 /* folios */
 struct folio *pinwb_page_folio(struct page *page);

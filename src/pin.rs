@@ -3,7 +3,7 @@
 //! One pin: the pages of a user range, taken with gup, charged to the pinning
 //! process, and given back exactly once when the record is dropped.
 
-use crate::helpers::{pinwb_put_page, pinwb_rlimit_memlock};
+use crate::helpers::{pinwb_charge_pinned_vm, pinwb_put_page, pinwb_uncharge_pinned_vm};
 use crate::{
     defs::PINWB_PIN_WRITE,
     dma::{DmaParams, DmaWriter},
@@ -15,7 +15,7 @@ use kernel::{
     bindings,
     mm::Mm,
     new_mutex,
-    page::{PAGE_SHIFT, PAGE_SIZE},
+    page::PAGE_SIZE,
     prelude::*,
     sync::{
         aref::ARef,
@@ -45,34 +45,17 @@ struct Charge {
 
 impl Charge {
     fn new(mm: ARef<Mm>, pages: usize) -> Result<Self> {
-        let delta = i64::try_from(pages).map_err(|_| ENOMEM)?;
-        // SAFETY: `mm` is a valid mm_struct (held by the `ARef`); `pinned_vm` is an atomic64_t.
-        let pinned_vm = unsafe { &raw mut (*mm.as_raw()).__bindgen_anon_1.pinned_vm };
-        // SAFETY: `pinned_vm` is valid, see above.
-        let now = unsafe { bindings::atomic64_add_return(delta, pinned_vm) };
-        // SAFETY: Plain function calls on the current task.
-        let limit = unsafe { pinwb_rlimit_memlock() } >> PAGE_SHIFT;
-        // `now` is positive: every charge is uncharged by the same amount.
-        // SAFETY: Plain function call on the current task.
-        if now as u64 > limit as u64 && !unsafe { bindings::capable(bindings::CAP_IPC_LOCK as i32) }
-        {
-            // SAFETY: As above; returns what was just added.
-            unsafe { bindings::atomic64_sub(delta, pinned_vm) };
-            return Err(ENOMEM);
-        }
+        i64::try_from(pages).map_err(|_| ENOMEM)?;
+        // SAFETY: `mm` is a valid mm_struct (held by the `ARef`).
+        kernel::error::to_result(unsafe { pinwb_charge_pinned_vm(mm.as_raw(), pages as c_ulong) })?;
         Ok(Charge { mm, pages })
     }
 }
 
 impl Drop for Charge {
     fn drop(&mut self) {
-        // SAFETY: `mm` is valid (held by the `ARef`); this returns exactly what `new` added.
-        unsafe {
-            bindings::atomic64_sub(
-                self.pages as i64,
-                &raw mut (*self.mm.as_raw()).__bindgen_anon_1.pinned_vm,
-            )
-        };
+        // SAFETY: `mm` is valid (held by the `ARef`); this returns exactly what `new` charged.
+        unsafe { pinwb_uncharge_pinned_vm(self.mm.as_raw(), self.pages as c_ulong) };
     }
 }
 
