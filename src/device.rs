@@ -79,10 +79,12 @@ impl Device {
 pub(crate) struct PinwbFile {
     shared: Arc<DeviceShared>,
     #[pin]
-    pins: XArray<Pin<KBox<PinRecord>>>,
+    pins: XArray<Arc<PinRecord>>,
     /// Held while a record is taken out of `pins` (UNPIN) and while a
     /// sleeping operation uses a record outside the XArray's spinlock (DMA
-    /// start and stop). The last close removes the rest, when no ioctl runs.
+    /// start and stop), so that a pin is released when UNPIN returns, not
+    /// when a concurrent DMA ioctl drops its reference. The last close
+    /// removes the rest, when no ioctl runs.
     #[pin]
     removal: Mutex<()>,
     /// The next handle to try; handles are given out cyclically and never 0.
@@ -281,14 +283,8 @@ impl PinwbFile {
     /// Runs `f`, which may sleep, on the live pin `handle`.
     fn with_pin<R>(&self, handle: u32, f: impl FnOnce(&PinRecord) -> R) -> Result<R> {
         let _removal = self.removal.lock();
-        let p: *const PinRecord = {
-            let guard = self.pins.lock();
-            let p = guard.get(handle as usize).ok_or(ENOENT)?;
-            &*p
-        };
-        // SAFETY: Records leave `pins` only under `removal`, which we hold, or at the last
-        // close, which cannot run during an ioctl of this file: `p` stays valid.
-        Ok(f(unsafe { &*p }))
+        let record: Arc<PinRecord> = self.pins.lock().get(handle as usize).ok_or(ENOENT)?.into();
+        Ok(f(&record))
     }
 
     /// Writes one line per live pin of this file to `f`.

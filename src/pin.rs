@@ -172,7 +172,7 @@ impl PinRecord {
         len: u64,
         flags: u32,
         index: &Arc<FolioIndex>,
-    ) -> Result<Pin<KBox<Self>>> {
+    ) -> Result<Arc<Self>> {
         let task = kernel::current!();
         let mm = task.mm().ok_or(EFAULT)?;
         let charge = Charge::new(ARef::from(&**mm), req.nr_pages)?;
@@ -243,7 +243,7 @@ impl PinRecord {
                 COMM_LEN,
             )
         };
-        KBox::pin_init(
+        Arc::pin_init(
             try_pin_init!(PinRecord {
                 handle: Atomic::new(0),
                 addr,
@@ -282,7 +282,7 @@ impl PinRecord {
     /// Releases the pages with `unpin_user_pages_dirty_lock(, true)` (or
     /// `set_page_dirty_lock` for references), as a driver does after a device
     /// wrote them. Consumes the record.
-    pub(crate) fn release_dirty(self: Pin<KBox<Self>>) {
+    pub(crate) fn release_dirty(self: Arc<Self>) {
         self.dirty_on_release.store(true, Relaxed);
         COUNTERS
             .pages_unpinned_dirty
