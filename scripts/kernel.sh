@@ -73,6 +73,15 @@ toolchain="$(/usr/bin/rustc --version) $(clang$PINWB_LLVM --version | head -n1) 
 key=$(printf '%s\n%s\n%s\n' "$kver" "$toolchain" "tinyconfig" | cat - "$fragment" | sha256sum | cut -c1-12)
 build=${PINWB_KBUILD:-$PINWB_CACHE/build/$(make -s -C "$src" kernelversion)${PINWB_VARIANT:+-$PINWB_VARIANT}-$key}
 
+# One build per directory: a second caller (make module and make selftests
+# run at once) waits for the first instead of building into the same tree.
+mkdir -p "$(dirname "$build")"
+exec 9>"$build.lock"
+if ! flock -n 9; then
+	pinwb_log "waiting for the kernel build in $build"
+	flock 9
+fi
+
 if [ -f "$build/.pinwb-built" ]; then
 	"$PINWB_ROOT/scripts/kconfig-check.sh" --boot "$build/.config"
 	pinwb_note "test kernel: $build (cached)"
