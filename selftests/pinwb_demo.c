@@ -12,6 +12,10 @@
  *   fsync #3, the page cache is dropped, and the pinned pages are read back
  *   from the store: bytes that are not what the device wrote last ("lost"),
  *   pages that fail their checksum (EIO), and a verdict in words.
+ *
+ * The last two rows run the device that does not pin (PINWB_PIN_MIRROR:
+ * hmm_range_fault() and an mmu_interval_notifier), under mainline, on a
+ * default mount and on an mmwb one (write-notify, stable pages).
  */
 #include <time.h>
 #include <sys/mman.h>
@@ -83,9 +87,16 @@ static void read_back(int fd, const char *want, size_t *lost, int *eio)
 	free(page);
 }
 
-static int run(int dev, const char *policy)
+struct row {
+	const char *name, *policy;
+	bool mirror, mmwb;
+};
+
+static int run(int dev, const struct row *row)
 {
-	struct pinwb_pin pin = { .len = PINNED * psz, .flags = PINWB_PIN_LONGTERM | PINWB_PIN_WRITE };
+	const char *policy = row->policy;
+	struct pinwb_pin pin = { .len = PINNED * psz, .flags = PINWB_PIN_WRITE |
+			       (row->mirror ? PINWB_PIN_MIRROR : PINWB_PIN_LONGTERM) };
 	struct pinwb_dma dma = { .pattern = 'A', .interval_us = 20 };
 	struct pinwb_unpin un = { 0 };
 	unsigned long long torn, skipped, waited, bounced, direct;
@@ -99,7 +110,8 @@ static int run(int dev, const char *policy)
 	char *map;
 
 	/* A COW budget that never runs out: only unreserved writes are counted. */
-	snprintf(opts, sizeof(opts), "policy=%s,cow,blocks=4096", policy);
+	snprintf(opts, sizeof(opts), "policy=%s,cow,blocks=4096%s", policy,
+		 row->mmwb ? ",mmwb" : "");
 	errno = -pinwbfs_mount(MNT, opts);
 	if (errno)
 		return perror("mount"), -1;
@@ -167,8 +179,8 @@ static int run(int dev, const char *policy)
 	else
 		verdict = "ok";
 
-	printf("%-8s %-10s %7.1f %5llu %7llu %6llu %7llu   %-10s %7zu %-4s %7zu %4d %5llu  %s\n",
-	       policy, res(r1), t, torn, skipped, waited, bounced / 1024, res(r2), unsaved, res(r3),
+	printf("%-11s %-10s %7.1f %5llu %7llu %6llu %7llu   %-10s %7zu %-4s %7zu %4d %5llu  %s\n",
+	       row->name, res(r1), t, torn, skipped, waited, bounced / 1024, res(r2), unsaved, res(r3),
 	       lost, eio, unres, verdict);
 	free(store);
 	free(want);
@@ -178,8 +190,14 @@ static int run(int dev, const char *policy)
 
 int main(void)
 {
-	static const char *const policies[] = { "mainline", "naive", "skip", "wait", "bounce",
-						 "fail", "auto", "direct", "defer" };
+	static const struct row rows[] = {
+#define PINNED_ROW(p)	{ .name = p, .policy = p }
+		PINNED_ROW("mainline"), PINNED_ROW("naive"), PINNED_ROW("skip"),
+		PINNED_ROW("wait"), PINNED_ROW("bounce"), PINNED_ROW("fail"),
+		PINNED_ROW("auto"), PINNED_ROW("direct"), PINNED_ROW("defer"),
+		{ .name = "mirror", .policy = "mainline", .mirror = true },
+		{ .name = "mirror/mmwb", .policy = "mainline", .mirror = true, .mmwb = true },
+	};
 	int dev = open("/dev/pinwb", O_RDWR | O_CLOEXEC);
 	size_t i;
 
@@ -190,14 +208,14 @@ int main(void)
 		return perror("knobs"), 1;
 	printf("pinwbfs, %d pages, pages %d..%d pinned long-term, the simulated device writing;\n"
 	       "io_delay_us=3000, wait_timeout_ms=200\n\n", NPAGES, FIRST, FIRST + PINNED - 1);
-	printf("%-8s %-10s %7s %5s %7s %6s %7s   %-10s %7s %-4s %7s %4s %5s  %s\n", "",
+	printf("%-11s %-10s %7s %5s %7s %6s %7s   %-10s %7s %-4s %7s %4s %5s  %s\n", "",
 	       "fsync #1", "ms", "torn", "skipped", "waited", "copied", "fsync #2", "unsaved", "#3",
 	       "lost", "EIO", "unres", "");
-	printf("%-8s %-10s %7s %5s %7s %6s %7s   %-10s %7s %-4s %7s %4s %5s  %s\n", "policy",
+	printf("%-11s %-10s %7s %5s %7s %6s %7s   %-10s %7s %-4s %7s %4s %5s  %s\n", "policy",
 	       "(writing)", "", "", "folios", "folios", "KiB", "(pinned)", "bytes", "", "bytes",
 	       "pages", "folio", "verdict");
-	for (i = 0; i < sizeof(policies) / sizeof(policies[0]); i++)
-		if (run(dev, policies[i]))
+	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
+		if (run(dev, &rows[i]))
 			return 1;
 	printf("\nfsync #1: the device is writing; #2: it stopped, the pin is still held (Kara's\n"
 	       "case); #3: after an unpin that does not dirty the pages. copied: bounce and\n"
@@ -205,6 +223,8 @@ int main(void)
 	       "lost: bytes of it missing after the page cache was dropped; EIO: pages whose\n"
 	       "stored checksum fails (a write torn in flight); unres: folios written without\n"
 	       "the reservation a COW filesystem takes when a folio becomes dirty (cow mounts,\n"
-	       "Chinner's objection). mainline is what 7.3 does.\n");
+	       "Chinner's objection). mainline is what 7.3 does. mirror: the device pins\n"
+	       "nothing and mirrors the range (hmm_range_fault(), an mmu_interval_notifier),\n"
+	       "under mainline; mirror/mmwb on a mount with write-notify and stable pages.\n");
 	return pinwb_writeback_knobs_default() ? 1 : 0;
 }

@@ -10,13 +10,16 @@
  *   stays dirty, so the first sync after the unpin persists it;
  * - Kara's denial of service (seed 004): short-term pins taken again and
  *   again cannot keep a waiting fsync from returning: one wait budget per
- *   sync bounds it.
+ *   sync bounds it;
+ * - a device that does not pin (Weiny, seed 002): PINWB_PIN_MIRROR, an
+ *   mmu_interval_notifier and hmm_range_fault() instead of a pin;
  *
  * The oracle is the backing store read back with PINWBFS_IOC_READ_STORE,
  * compared with the page cache as the device left it.
  */
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <time.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
@@ -293,6 +296,239 @@ TEST_F_TIMEOUT(storm, a_pin_storm_cannot_starve_fsync, 120)
 	close(s.dev);
 	free(store);
 	ASSERT_NOTHING_LEAKED(&before);
+}
+
+/* --- a device that does not pin (Weiny, seed 002) ------------------------- */
+
+#define MIRROR_PAGES	8
+
+FIXTURE(mirror)
+{
+	int dev, fd;
+	char *map, *store;
+	struct pin_counters before;
+};
+
+FIXTURE_VARIANT(mirror) { const char *opts; bool stable; };
+/* A disk-like mount: write-notify and stable pages. */
+FIXTURE_VARIANT_ADD(mirror, mmwb) { .opts = "policy=mainline,mmwb", .stable = true };
+/* No write-notify: a refault after writeback's write-protect does not wait for the IO. */
+FIXTURE_VARIANT_ADD(mirror, default) { .opts = "policy=mainline", .stable = false };
+
+FIXTURE_SETUP(mirror)
+{
+	size_t len;
+
+	psz = sysconf(_SC_PAGESIZE);
+	len = MIRROR_PAGES * psz;
+	/* A slow store (1 ms per page), so that writeback and the device overlap. */
+	ASSERT_EQ(0, pinwb_writeback_knobs(0, 1000, 1000));
+	ASSERT_EQ(0, pinwbfs_mount(MNT, variant->opts));
+	self->dev = open(PINWB_DEV, O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, self->dev);
+	self->fd = open(MNT "/m", O_RDWR | O_CREAT, 0644);
+	ASSERT_LE(0, self->fd);
+	ASSERT_EQ(0, ftruncate(self->fd, len));
+	self->map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, self->fd, 0);
+	ASSERT_NE(MAP_FAILED, self->map);
+	self->store = malloc(len);
+	ASSERT_NE(NULL, self->store);
+	memset(self->map, 'a', len);
+	ASSERT_EQ(0, fsync(self->fd));
+	pin_counters(&self->before);
+}
+
+FIXTURE_TEARDOWN(mirror)
+{
+	free(self->store);
+	munmap(self->map, MIRROR_PAGES * psz);
+	close(self->fd);
+	close(self->dev);
+	EXPECT_EQ(0, umount(MNT));
+	pinwb_writeback_knobs_default();
+}
+
+/* Pages of @buf whose 64-bit words are not all the same: a torn page. */
+static int mixed_pages(const char *buf, size_t pages)
+{
+	size_t i, w, words = psz / 8;
+	int n = 0;
+
+	for (i = 0; i < pages; i++) {
+		const uint64_t *p = (const uint64_t *)(buf + i * psz);
+
+		for (w = 1; w < words; w++)
+			if (p[w] != p[0])
+				break;
+		n += w < words;
+	}
+	return n;
+}
+
+/* A mirror pins nothing and charges nothing; it takes no gup flag. */
+TEST_F(mirror, a_mirror_pins_nothing)
+{
+	long long acq = vmstat("nr_foll_pin_acquired");
+	struct pinwb_page_state st = { .addr = (unsigned long)self->map };
+	struct pinwb_pin p;
+	int h;
+
+	EXPECT_EQ(-EINVAL, pinwb_pin_range(self->dev, self->map, psz,
+					   PINWB_PIN_MIRROR | PINWB_PIN_LONGTERM, NULL));
+	EXPECT_EQ(-EINVAL, pinwb_pin_range(self->dev, self->map, psz,
+					   PINWB_PIN_MIRROR | PINWB_PIN_GET, NULL));
+	EXPECT_EQ(-EINVAL, pinwb_pin_range(self->dev, self->map, psz,
+					   PINWB_PIN_MIRROR | PINWB_PIN_FAST, NULL));
+	h = pinwb_pin_range(self->dev, self->map, MIRROR_PAGES * psz,
+			    PINWB_PIN_MIRROR | PINWB_PIN_WRITE, &p);
+	ASSERT_LT(0, h) TH_LOG("%s", strerror(-h));
+	EXPECT_EQ((unsigned long long)MIRROR_PAGES, p.nr_pages);
+	EXPECT_EQ(acq, vmstat("nr_foll_pin_acquired"));
+	EXPECT_EQ(self->before.vm_pinned, vm_pinned_pages());
+	ASSERT_EQ(0, ioctl(self->dev, PINWB_IOC_PAGE_STATE, &st));
+	EXPECT_EQ(0U, st.flags & PINWB_PAGE_DMA_PINNED);
+	ASSERT_EQ(0, pinwb_unpin_handle(self->dev, h, 0));
+	ASSERT_NOTHING_LEAKED(&self->before);
+}
+
+/*
+ * The device keeps writing stamps into every page while fsync runs again
+ * and again: each sync succeeds, the device was made to fault pages in again
+ * (writeback write-protected them), and once it stops one more fsync
+ * persists exactly what it wrote (nothing lost: the device dirtied every
+ * folio it wrote). With stable pages no stored page mixes two passes; without
+ * them (the default mount: no write-notify, so the refault does not wait for
+ * the IO) a page may tear, like a CPU store: the test reports how many.
+ */
+TEST_F_TIMEOUT(mirror, the_device_writes_through_writeback, 120)
+{
+	struct pinwb_dma d = { .pattern = 0x4d, .interval_us = 200,
+			       .flags = PINWB_DMA_STAMP64 };
+	unsigned long long inval = pinwb_debugfs_u64("mirror_invalidations");
+	unsigned long long torn = pinwb_debugfs_u64("torn_writes");
+	size_t len = MIRROR_PAGES * psz;
+	int h, i, mixed = 0, eio = 0;
+	ssize_t n;
+
+	h = pinwb_pin_range(self->dev, self->map, len, PINWB_PIN_MIRROR | PINWB_PIN_WRITE, NULL);
+	ASSERT_LT(0, h) TH_LOG("%s", strerror(-h));
+	d.handle = h;
+	ASSERT_EQ(0, ioctl(self->dev, PINWB_IOC_DMA_START, &d));
+	for (i = 0; i < 20; i++) {
+		usleep(5000);
+		EXPECT_EQ(0, fsync(self->fd) ? -errno : 0);
+		n = pinwbfs_read_store(self->fd, self->store, len, 0);
+		if (n < 0)
+			n = -errno;
+		/* EIO: a page stored torn, caught by its checksum. */
+		ASSERT_TRUE(n == (ssize_t)len || n == -EIO) TH_LOG("read_store: %zd", n);
+		if (n == -EIO)
+			eio++;
+		else
+			mixed += mixed_pages(self->store, MIRROR_PAGES);
+	}
+	ASSERT_EQ(0, ioctl(self->dev, PINWB_IOC_DMA_STOP, &d));
+	TH_LOG("%s: %llu passes, %llu invalidations; of 20 store reads, %d torn (EIO), %d mixed pages; %llu torn writes",
+	       variant->opts, (unsigned long long)d.passes,
+	       pinwb_debugfs_u64("mirror_invalidations") - inval, eio, mixed,
+	       pinwb_debugfs_u64("torn_writes") - torn);
+	EXPECT_LT(20ULL, d.passes);
+	EXPECT_LT(inval, pinwb_debugfs_u64("mirror_invalidations"));
+	if (variant->stable) {
+		EXPECT_EQ(0, eio);
+		EXPECT_EQ(0, mixed);
+		EXPECT_EQ(torn, pinwb_debugfs_u64("torn_writes"));
+	}
+	/* The device's last pass, and every earlier one, reached the store. */
+	EXPECT_EQ(0, fsync(self->fd));
+	ASSERT_EQ((ssize_t)len, pinwbfs_read_store(self->fd, self->store, len, 0));
+	EXPECT_EQ(0, memcmp(self->store, self->map, len));
+	EXPECT_EQ(0, mixed_pages(self->store, MIRROR_PAGES));
+	ASSERT_EQ(0, pinwb_unpin_handle(self->dev, h, 0));
+	ASSERT_NOTHING_LEAKED(&self->before);
+}
+
+/*
+ * A page that a mapping got by a read fault, on a mount without write-notify,
+ * has a writable clean PTE: the device takes it without a fault, and only
+ * its own dirty bit (folio_mark_dirty() after the write) tells writeback.
+ * One fsync after the device stopped must persist what it wrote.
+ */
+TEST_F(mirror, a_page_only_the_device_wrote_is_saved)
+{
+	struct pinwb_dma d = { .pattern = 'M', .interval_us = 1000 };
+	size_t len = MIRROR_PAGES * psz, i;
+	volatile char *map;
+	long long t0;
+	int h, sum = 0;
+
+	map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, self->fd, 0);
+	ASSERT_NE(MAP_FAILED, map);
+	for (i = 0; i < len; i += psz)
+		sum += map[i];
+	EXPECT_EQ('a' * MIRROR_PAGES, sum);
+	h = pinwb_pin_range(self->dev, (void *)map, len, PINWB_PIN_MIRROR | PINWB_PIN_WRITE, NULL);
+	ASSERT_LT(0, h);
+	d.handle = h;
+	ASSERT_EQ(0, ioctl(self->dev, PINWB_IOC_DMA_START, &d));
+	for (t0 = now_ms(); map[len - 1] == 'a' && now_ms() - t0 < 10000;)
+		usleep(500);
+	ASSERT_EQ(0, ioctl(self->dev, PINWB_IOC_DMA_STOP, &d));
+	ASSERT_NE('a', map[len - 1]);
+	EXPECT_EQ(0, fsync(self->fd));
+	ASSERT_EQ((ssize_t)len, pinwbfs_read_store(self->fd, self->store, len, 0));
+	EXPECT_EQ(0, memcmp(self->store, (const void *)map, len));
+	ASSERT_EQ(0, pinwb_unpin_handle(self->dev, h, 0));
+	munmap((void *)map, len);
+	ASSERT_NOTHING_LEAKED(&self->before);
+}
+
+/*
+ * The range goes while the device writes: munmap, then the process itself.
+ * The device stops at the first page it cannot fault in; DMA_STOP, UNPIN and
+ * the last close still work, and nothing stays behind.
+ */
+TEST_F(mirror, the_device_stops_when_the_range_goes)
+{
+	struct pinwb_dma d = { .pattern = 0x6d, .interval_us = 100 };
+	unsigned long long errs = pinwb_debugfs_u64("mirror_write_errors");
+	size_t len = MIRROR_PAGES * psz;
+	char *map;
+	pid_t pid;
+	int h, status;
+
+	map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, self->fd, 0);
+	ASSERT_NE(MAP_FAILED, map);
+	h = pinwb_pin_range(self->dev, map, len, PINWB_PIN_MIRROR | PINWB_PIN_WRITE, NULL);
+	ASSERT_LT(0, h);
+	d.handle = h;
+	ASSERT_EQ(0, ioctl(self->dev, PINWB_IOC_DMA_START, &d));
+	usleep(20000);
+	ASSERT_EQ(0, munmap(map, len));
+	for (int i = 0; i < 1000 && pinwb_debugfs_u64("mirror_write_errors") == errs; i++)
+		usleep(1000);
+	EXPECT_EQ(errs + 1, pinwb_debugfs_u64("mirror_write_errors"));
+	ASSERT_EQ(0, ioctl(self->dev, PINWB_IOC_DMA_STOP, &d));
+	ASSERT_EQ(0, pinwb_unpin_handle(self->dev, h, 0));
+
+	/* A process that exits with its device running. */
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid) {
+		int dev = open(PINWB_DEV, O_RDWR | O_CLOEXEC);
+		char *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, self->fd, 0);
+		struct pinwb_dma c = { .pattern = 0x6e, .interval_us = 100 };
+
+		c.handle = pinwb_pin_range(dev, m, len, PINWB_PIN_MIRROR | PINWB_PIN_WRITE, NULL);
+		if (m == MAP_FAILED || (int)c.handle <= 0 || ioctl(dev, PINWB_IOC_DMA_START, &c))
+			_exit(1);
+		usleep(20000);
+		_exit(0);
+	}
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	EXPECT_EQ(0, fsync(self->fd));
+	ASSERT_NOTHING_LEAKED(&self->before);
 }
 
 /* --- Chinner's objection: COW reservations --------------------------------- */

@@ -5,6 +5,10 @@
 //! tables. It neither dirties the folios nor touches PTE dirty bits: exactly
 //! what a device does, and why writeback cannot know.
 //!
+//! On a mirror (`PINWB_PIN_MIRROR`, `mirror.rs`) it is the device that does
+//! not pin: each page is faulted in for writing and written only while the
+//! mirror is valid, and the folio is marked dirty.
+//!
 //! Each writer is a work item on `system_long_wq` (the queue for work that
 //! runs long). Between passes it sleeps at least [`MIN_SLEEP_US`] (it never
 //! spins), and a stop wakes it at once: `DMA_STOP`, unpin, close and rmmod
@@ -14,6 +18,7 @@ use crate::{
     defs,
     folio::KmapLocal,
     helpers::{cond_resched, pinwb_dma_fill, pinwb_dma_fill64},
+    mirror::Mirror,
     stats::COUNTERS,
 };
 use kernel::{
@@ -81,12 +86,27 @@ impl DmaParams {
     }
 }
 
+/// What a writer writes into.
+pub(crate) enum Target<'a> {
+    /// The pages of a pin.
+    Pages(&'a [*mut bindings::page]),
+    /// A mirrored range.
+    Mirror(&'a Mirror),
+}
+
+/// [`Target`] without its lifetime, which the writer's invariant replaces.
+enum RawTarget {
+    Pages(*const *mut bindings::page),
+    Mirror(*const Mirror),
+}
+
 /// A running (or finished) writer.
 ///
 /// # Invariants
 ///
-/// `pages[..nr]` are pages held by the pin that owns this writer; the pin
-/// stops the writer and waits for `done` before it releases them.
+/// `target` (`nr` pages) is held by the pin that owns this writer: its pages
+/// or its mirror. The pin stops the writer and waits for `done` before it
+/// releases them.
 #[pin_data]
 pub(crate) struct DmaWriter {
     #[pin]
@@ -98,7 +118,7 @@ pub(crate) struct DmaWriter {
     /// writer has finished (`stop` waits on it).
     #[pin]
     wake: CondVar,
-    pages: *const *mut bindings::page,
+    target: RawTarget,
     nr: usize,
     params: DmaParams,
     /// Read locklessly by the writer between pages.
@@ -107,9 +127,10 @@ pub(crate) struct DmaWriter {
     pub(crate) bytes: Atomic<u64>,
 }
 
-// SAFETY: The page pointers are valid until the owning pin has waited for the writer to
-// finish (type invariant), and writing into pinned pages from any thread is what a device
-// does; everything else is atomics, a mutex and a condition variable.
+// SAFETY: The page pointers or the mirror are valid until the owning pin has waited for the
+// writer to finish (type invariant), and writing into pinned pages from any thread is what a
+// device does (a `Mirror` is `Sync`); everything else is atomics, a mutex and a condition
+// variable.
 unsafe impl Send for DmaWriter {}
 // SAFETY: As above.
 unsafe impl Sync for DmaWriter {}
@@ -119,23 +140,24 @@ impl_has_work! {
 }
 
 impl DmaWriter {
-    /// Starts a writer on `pages`.
+    /// Starts a writer on `target`.
     ///
     /// # Safety
     ///
-    /// The pages must stay held until [`DmaWriter::stop`] has returned.
-    pub(crate) unsafe fn start(
-        pages: &[*mut bindings::page],
-        params: DmaParams,
-    ) -> Result<Arc<Self>> {
-        let (ptr, nr) = (pages.as_ptr(), pages.len());
-        // INVARIANT: The caller keeps the pages until `stop` returned.
+    /// The target (its pages, or the mirror) must stay alive until
+    /// [`DmaWriter::stop`] has returned.
+    pub(crate) unsafe fn start(target: Target<'_>, params: DmaParams) -> Result<Arc<Self>> {
+        let (target, nr) = match target {
+            Target::Pages(p) => (RawTarget::Pages(p.as_ptr()), p.len()),
+            Target::Mirror(m) => (RawTarget::Mirror(m), m.nr_pages()),
+        };
+        // INVARIANT: The caller keeps the target until `stop` returned.
         let w = Arc::pin_init(
             pin_init!(DmaWriter {
                 work <- new_work!("pinwb::DmaWriter::work"),
                 state <- new_mutex!((false, false)),
                 wake <- new_condvar!("pinwb::DmaWriter::wake"),
-                pages: ptr,
+                target,
                 nr,
                 params,
                 stop: Atomic::new(false),
@@ -162,28 +184,41 @@ impl DmaWriter {
         }
     }
 
-    /// Writes pass `pass` into `len` bytes at byte `off` of the pinned pages.
-    fn fill(&self, mut off: usize, mut len: usize, pass: u64) {
+    /// Writes pass `pass` into `len` bytes at byte `off` of the target.
+    /// Fails only on a mirror whose range cannot be faulted in any more.
+    fn fill(&self, mut off: usize, mut len: usize, pass: u64) -> Result {
         let byte = self.params.pattern.wrapping_add(pass as u32) as u8;
         let stamp = self.params.stamp(pass);
         let mut pages = 0;
         while len > 0 && !self.stop.load(Relaxed) {
             let (index, in_page) = (off / PAGE_SIZE, off % PAGE_SIZE);
             let n = (PAGE_SIZE - in_page).min(len);
-            // SAFETY: `index < nr` (callers keep `off + len` within the pin) and the page is
-            // held (type invariant).
-            let map = unsafe { KmapLocal::new(*self.pages.add(index)) };
-            // SAFETY: `in_page + n <= PAGE_SIZE` bytes of the mapping; with `stamp64`, `off`
-            // and `n` are multiples of 8 (checked in `from_args`), so the words are aligned.
-            unsafe {
-                let dst = map.as_ptr().add(in_page);
-                if self.params.stamp64 {
-                    pinwb_dma_fill64(dst.cast(), stamp, n / 8);
-                } else {
-                    pinwb_dma_fill(dst.cast(), byte, n);
+            match self.target {
+                RawTarget::Pages(p) => {
+                    // SAFETY: `index < nr` (callers keep `off + len` within the pin) and the
+                    // page is held (type invariant).
+                    let map = unsafe { KmapLocal::new(*p.add(index)) };
+                    // SAFETY: `in_page + n <= PAGE_SIZE` bytes of the mapping; with `stamp64`,
+                    // `off` and `n` are multiples of 8 (checked in `from_args`), so the words
+                    // are aligned.
+                    unsafe {
+                        let dst = map.as_ptr().add(in_page);
+                        if self.params.stamp64 {
+                            pinwb_dma_fill64(dst.cast(), stamp, n / 8);
+                        } else {
+                            pinwb_dma_fill(dst.cast(), byte, n);
+                        }
+                    }
+                }
+                RawTarget::Mirror(m) => {
+                    // SAFETY: The mirror outlives the writer (type invariant).
+                    let m = unsafe { &*m };
+                    let invalidations = m.write(off, n, byte, stamp, self.params.stamp64)?;
+                    COUNTERS
+                        .mirror_invalidations
+                        .add(invalidations.into(), Relaxed);
                 }
             }
-            drop(map);
             off += n;
             len -= n;
             pages += 1;
@@ -191,6 +226,7 @@ impl DmaWriter {
                 cond_resched();
             }
         }
+        Ok(())
     }
 
     /// Sleeps `interval_us` (at least [`MIN_SLEEP_US`]), or less if a stop
@@ -224,8 +260,14 @@ impl WorkItem for DmaWriter {
         while !this.stop.load(Relaxed) {
             // One pass may wrap around the end of the pin.
             let first = per.min(total - off);
-            this.fill(off, first, pass);
-            this.fill(0, per - first, pass);
+            let filled = this
+                .fill(off, first, pass)
+                .and_then(|()| this.fill(0, per - first, pass));
+            if filled.is_err() {
+                // A mirror whose range is gone: the device has nothing left to write into.
+                COUNTERS.mirror_write_errors.add(1, Relaxed);
+                break;
+            }
             crate::trace::dma_pass(this.params.pattern, pass, off, per, this.nr);
             off = (off + per) % total;
             pass += 1;

@@ -67,11 +67,12 @@ impl FolioPins {
         }
     }
 
-    /// The encoded amount one pin of `kind` adds (0 for `Get`).
+    /// The encoded amount one pin of `kind` adds (0 for `Get` and `Mirror`,
+    /// which hold no `FOLL_PIN`).
     fn step(kind: Kind, write: bool) -> usize {
         let w = if write { 1 << (2 * COUNT_BITS) } else { 0 };
         match kind {
-            Kind::Get => 0,
+            Kind::Get | Kind::Mirror => 0,
             Kind::LongTerm => 1 + w,
             Kind::ShortTerm => (1 << COUNT_BITS) + w,
         }

@@ -10,5 +10,6 @@
 
 #include "helpers.h"
 #include "fs_glue.h"
+#include "mirror.h"
 /* __tracepoint_<event> and rust_do_trace_<event>() of pinwb's events. */
 #include "pinwb_trace.h"

@@ -6,8 +6,9 @@
 use crate::helpers::{pinwb_charge_pinned_vm, pinwb_put_page, pinwb_uncharge_pinned_vm};
 use crate::{
     defs::PINWB_PIN_WRITE,
-    dma::{DmaParams, DmaWriter},
+    dma::{DmaParams, DmaWriter, Target},
     folio_index::{FolioIndex, Indexed},
+    mirror::Mirror,
     request::{Kind, PinRequest},
     stats::COUNTERS,
 };
@@ -116,6 +117,8 @@ impl HeldPages {
                     bindings::unpin_user_pages_dirty_lock(self.pages.as_mut_ptr(), n, self.dirty)
                 }
             }
+            // A mirror holds no page.
+            Kind::Mirror => {}
             Kind::Get => {
                 for &page in self.pages.iter() {
                     if self.dirty {
@@ -157,12 +160,15 @@ pub(crate) struct PinRecord {
     /// Release with `PINWB_UNPIN_DIRTY` semantics.
     dirty_on_release: Atomic<bool>,
     held: HeldPages,
+    /// `Kind::Mirror`: the device's mirror of the range (no page is held).
+    mirror: Option<Mirror>,
     // Dropped after `held`: the charge lasts as long as the pages are held.
     _charge: Charge,
 }
 
 impl PinRecord {
-    /// Pins the pages of `req` in the current process.
+    /// Pins the pages of `req` in the current process (or, for
+    /// [`Kind::Mirror`], mirrors them).
     ///
     /// On any error nothing stays pinned or charged: the partially built
     /// record's drop gives everything back.
@@ -175,16 +181,21 @@ impl PinRecord {
     ) -> Result<Arc<Self>> {
         let task = kernel::current!();
         let mm = task.mm().ok_or(EFAULT)?;
-        let charge = Charge::new(ARef::from(&**mm), req.nr_pages)?;
+        // A mirror holds no page: nothing to charge, pin or count.
+        let (mirror, to_pin) = match req.kind {
+            Kind::Mirror => (Some(Mirror::new(req.start, req.nr_pages)?), 0),
+            _ => (None, req.nr_pages),
+        };
+        let charge = Charge::new(ARef::from(&**mm), to_pin)?;
         let mut held = HeldPages {
             index: index.clone(),
-            pages: KVVec::with_capacity(req.nr_pages, GFP_KERNEL)?,
+            pages: KVVec::with_capacity(to_pin, GFP_KERNEL)?,
             kind: req.kind,
             dirty: false,
             indexed: None,
         };
 
-        while held.pages.len() < req.nr_pages {
+        while held.pages.len() < to_pin {
             let done = held.pages.len();
             let want = (req.nr_pages - done).min(GUP_BATCH);
             let start = req.start + done * PAGE_SIZE;
@@ -231,7 +242,9 @@ impl PinRecord {
         }
 
         // From here every error path drops `held`, which forgets what the index counted.
-        held.index(req.write)?;
+        if mirror.is_none() {
+            held.index(req.write)?;
+        }
         let mut owner_comm = [0u8; COMM_LEN];
         let leader = task.group_leader();
         // SAFETY: `leader` is a valid task; `comm` is a NUL-terminated array of COMM_LEN bytes
@@ -255,6 +268,7 @@ impl PinRecord {
                 dma <- new_mutex!(None),
                 dirty_on_release: Atomic::new(false),
                 held,
+                mirror,
                 _charge: charge,
             }),
             GFP_KERNEL,
@@ -262,7 +276,10 @@ impl PinRecord {
     }
 
     pub(crate) fn nr_pages(&self) -> usize {
-        self.held.pages.len()
+        match &self.mirror {
+            Some(m) => m.nr_pages(),
+            None => self.held.pages.len(),
+        }
     }
 
     pub(crate) fn kind(&self) -> Kind {
@@ -301,8 +318,13 @@ impl PinRecord {
         if dma.is_some() {
             return Err(EBUSY);
         }
-        // SAFETY: The pages are held until this record drops, which stops the writer first.
-        *dma = Some(unsafe { DmaWriter::start(&self.held.pages, params)? });
+        let target = match &self.mirror {
+            Some(m) => Target::Mirror(m),
+            None => Target::Pages(&self.held.pages),
+        };
+        // SAFETY: The pages or the mirror live until this record drops, which stops the
+        // writer first.
+        *dma = Some(unsafe { DmaWriter::start(target, params)? });
         Ok(())
     }
 

@@ -20,7 +20,8 @@
 //! 2. Pins, the device and the store:
 //!    - [`folio_index`]: which folios pinwb pins, long- or short-term, and
 //!      the wait for pins to go.
-//!    - [`dma`]: the simulated device writing into pinned pages.
+//!    - [`mirror`]: the pinless device's mirror of a range (HMM, in C).
+//!    - [`dma`]: the simulated device writing into pinned or mirrored pages.
 //!    - [`pin`]: one pin: gup, `pinned_vm` accounting, release.
 //!    - [`device`]: `/dev/pinwb` and the pins each open file owns.
 //!    - [`store`]: pinwbfs's backing store and its checksummed IO.
@@ -28,7 +29,8 @@
 //!    - [`fs_data`]: what pinwbfs keeps per module, superblock and file.
 //!    - [`aops`]: `address_space_operations`, writeback with the policies.
 //!    - [`file`]: regular files: fsync, truncate, mmap, the store ioctl.
-//!    - [`fs`]: the filesystem type, superblocks, inodes, directories.
+//!    - [`fs`]: mount options, superblock and file state, syncfs (the VFS
+//!      glue is `fs_glue.c`).
 //!    - [`flusher`]: cleaning writeback of default mounts.
 //! 4. Assembly:
 //!    - [`debugfs`]: `/sys/kernel/debug/pinwb/`, wired last, removed first.
@@ -56,6 +58,7 @@ mod folio_index;
 mod fs;
 mod fs_data;
 mod helpers;
+mod mirror;
 mod pin;
 mod policy;
 mod request;

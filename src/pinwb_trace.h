@@ -21,7 +21,8 @@
 #define PINWB_KINDS						\
 	EM(PINWB_TRACE_KIND_LONGTERM,	"longterm")		\
 	EM(PINWB_TRACE_KIND_SHORTTERM,	"shortterm")		\
-	EMe(PINWB_TRACE_KIND_GET,	"get")
+	EM(PINWB_TRACE_KIND_GET,	"get")			\
+	EMe(PINWB_TRACE_KIND_MIRROR,	"mirror")
 
 #define PINWB_POLICIES						\
 	EM(PINWB_TRACE_POLICY_MAINLINE,	"mainline")		\

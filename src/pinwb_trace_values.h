@@ -18,6 +18,7 @@ enum pinwb_trace_kind {
 	PINWB_TRACE_KIND_LONGTERM,	/* FOLL_PIN | FOLL_LONGTERM */
 	PINWB_TRACE_KIND_SHORTTERM,	/* FOLL_PIN */
 	PINWB_TRACE_KIND_GET,		/* get_user_pages() references */
+	PINWB_TRACE_KIND_MIRROR,	/* nothing held: the device mirrors the range */
 };
 
 /* The writeback policy of the mount. */

@@ -8,7 +8,7 @@
 
 use crate::defs::{
     pinwb_pin, pinwb_unpin, PINWB_PIN_FAST, PINWB_PIN_FLAGS, PINWB_PIN_GET, PINWB_PIN_LONGTERM,
-    PINWB_PIN_WRITE, PINWB_UNPIN_DIRTY, PINWB_UNPIN_FLAGS,
+    PINWB_PIN_MIRROR, PINWB_PIN_WRITE, PINWB_UNPIN_DIRTY, PINWB_UNPIN_FLAGS,
 };
 use kernel::{bindings, page::PAGE_SHIFT, prelude::*};
 
@@ -22,6 +22,8 @@ pub(crate) enum Kind {
     /// `get_user_pages*()` references (no `FOLL_PIN`): released with `put_page()`.
     /// Invisible to `folio_maybe_dma_pinned()` and so to writeback.
     Get,
+    /// Nothing held: the device mirrors the range (`PINWB_PIN_MIRROR`).
+    Mirror,
 }
 
 impl Kind {
@@ -30,6 +32,7 @@ impl Kind {
             Kind::LongTerm => "longterm",
             Kind::ShortTerm => "shortterm",
             Kind::Get => "get",
+            Kind::Mirror => "mirror",
         }
     }
 }
@@ -71,8 +74,13 @@ pub(crate) fn validate_pin(args: &pinwb_pin, max_pages: u64) -> Result<PinReques
     }
     let longterm = args.flags & PINWB_PIN_LONGTERM != 0;
     let get = args.flags & PINWB_PIN_GET != 0;
+    let mirror = args.flags & PINWB_PIN_MIRROR != 0;
     if get && longterm {
         // FOLL_LONGTERM is only defined for FOLL_PIN.
+        return Err(EINVAL);
+    }
+    if mirror && args.flags & !(PINWB_PIN_MIRROR | PINWB_PIN_WRITE) != 0 {
+        // A mirror pins nothing: no gup variant applies.
         return Err(EINVAL);
     }
     let (start, nr_pages) = page_span(args.addr, args.len)?;
@@ -86,10 +94,11 @@ pub(crate) fn validate_pin(args: &pinwb_pin, max_pages: u64) -> Result<PinReques
     if longterm {
         gup_flags |= bindings::FOLL_LONGTERM;
     }
-    let kind = match (get, longterm) {
-        (true, _) => Kind::Get,
-        (false, true) => Kind::LongTerm,
-        (false, false) => Kind::ShortTerm,
+    let kind = match (mirror, get, longterm) {
+        (true, _, _) => Kind::Mirror,
+        (false, true, _) => Kind::Get,
+        (false, false, true) => Kind::LongTerm,
+        (false, false, false) => Kind::ShortTerm,
     };
     Ok(PinRequest {
         start: usize::try_from(start).map_err(|_| EINVAL)?,
@@ -162,6 +171,22 @@ mod tests {
         let r = validate_pin(&pin(P, P, PINWB_PIN_GET | PINWB_PIN_WRITE), 16).unwrap();
         assert_eq!(r.kind, Kind::Get);
         assert_eq!(r.gup_flags, bindings::FOLL_WRITE);
+        let r = validate_pin(&pin(P, 2 * P, PINWB_PIN_MIRROR | PINWB_PIN_WRITE), 16).unwrap();
+        assert_eq!((r.kind, r.nr_pages, r.write), (Kind::Mirror, 2, true));
+    }
+
+    #[test]
+    fn a_mirror_takes_no_gup_flag() {
+        for f in [PINWB_PIN_LONGTERM, PINWB_PIN_FAST, PINWB_PIN_GET] {
+            assert_eq!(
+                validate_pin(&pin(P, P, PINWB_PIN_MIRROR | f), 16),
+                Err(EINVAL)
+            );
+        }
+        assert_eq!(
+            validate_pin(&pin(P, 17 * P, PINWB_PIN_MIRROR), 16),
+            Err(E2BIG)
+        );
     }
 
     #[test]

@@ -92,6 +92,12 @@ counters! {
     /// `cow`: writes that found no free block at writeback (`ENOSPC` then,
     /// not when the data was written).
     enospc_at_writeback,
+    /// The pinless device: invalidations of its mirrors (writeback's
+    /// write-protect, reclaim, munmap); after each it faults pages in again.
+    mirror_invalidations,
+    /// The pinless device: writers that stopped because their range could
+    /// not be faulted in any more (unmapped, or the process gone).
+    mirror_write_errors,
 }
 
 /// Knobs, writable in debugfs (root only).

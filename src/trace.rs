@@ -108,6 +108,7 @@ fn kind(k: Kind) -> u8 {
         Kind::LongTerm => 0,
         Kind::ShortTerm => 1,
         Kind::Get => 2,
+        Kind::Mirror => 3,
     }
 }
 

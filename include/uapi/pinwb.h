@@ -28,8 +28,16 @@
 #define PINWB_PIN_WRITE		(1U << 1)	/* FOLL_WRITE */
 #define PINWB_PIN_FAST		(1U << 2)	/* pin_user_pages_fast() */
 #define PINWB_PIN_GET		(1U << 3)	/* get_user_pages*(): references, not FOLL_PIN */
+/*
+ * Pin nothing: the simulated device mirrors the range instead, as an HMM
+ * device does (an mmu_interval_notifier, and hmm_range_fault() for each page
+ * it writes). Alone or with PINWB_PIN_WRITE; EINVAL with the other flags,
+ * EOPNOTSUPP in a kernel without CONFIG_HMM_MIRROR. nr_pages counts the
+ * pages the range touches.
+ */
+#define PINWB_PIN_MIRROR	(1U << 4)
 #define PINWB_PIN_FLAGS		(PINWB_PIN_LONGTERM | PINWB_PIN_WRITE | \
-				 PINWB_PIN_FAST | PINWB_PIN_GET)
+				 PINWB_PIN_FAST | PINWB_PIN_GET | PINWB_PIN_MIRROR)
 
 struct pinwb_pin {
 	__u64 addr;		/* in: first byte of the range (any alignment) */
@@ -82,7 +90,11 @@ struct pinwb_page_state {
 /*
  * PINWB_IOC_DMA_START / _STOP: a simulated device writing into the pages of a
  * PINWB_PIN_WRITE pin of this file, through kernel mappings, never touching
- * PTEs or dirty bits. Pass n (from 0) writes bytes [n * bytes_per_pass, ...)
+ * PTEs or dirty bits. On a PINWB_PIN_MIRROR range it writes each page only
+ * while its mirror of the page is valid, faulting it in for writing first,
+ * and marks the folio dirty (as a device with its own dirty bits); it stops
+ * at the first page it cannot fault in (the range unmapped, the process
+ * gone). Pass n (from 0) writes bytes [n * bytes_per_pass, ...)
  * of the pinned pages (cyclically); then it sleeps interval_us. It stops on
  * DMA_STOP, unpin, close or rmmod, within one pass whatever the interval.
  *
