@@ -318,14 +318,21 @@ FIXTURE_VARIANT_ADD(mirror, default) { .opts = "policy=mainline", .stable = fals
 FIXTURE_SETUP(mirror)
 {
 	size_t len;
+	int h;
 
 	psz = sysconf(_SC_PAGESIZE);
 	len = MIRROR_PAGES * psz;
+	self->dev = open(PINWB_DEV, O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, self->dev);
+	/* A mirror of an unmapped page is made (and given back at once) where there is HMM. */
+	h = pinwb_pin_range(self->dev, NULL, psz, PINWB_PIN_MIRROR, NULL);
+	if (h == -EOPNOTSUPP)
+		SKIP(return, "no CONFIG_HMM_MIRROR: no pinless device");
+	ASSERT_LT(0, h);
+	ASSERT_EQ(0, pinwb_unpin_handle(self->dev, h, 0));
 	/* A slow store (1 ms per page), so that writeback and the device overlap. */
 	ASSERT_EQ(0, pinwb_writeback_knobs(0, 1000, 1000));
 	ASSERT_EQ(0, pinwbfs_mount(MNT, variant->opts));
-	self->dev = open(PINWB_DEV, O_RDWR | O_CLOEXEC);
-	ASSERT_LE(0, self->dev);
 	self->fd = open(MNT "/m", O_RDWR | O_CREAT, 0644);
 	ASSERT_LE(0, self->fd);
 	ASSERT_EQ(0, ftruncate(self->fd, len));
