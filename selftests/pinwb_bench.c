@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * pinwb_bench: what pinwb costs, measured in the guest against anchors
- * measured in the same run. Every goal of issue 15 ("Performance") ends as
+ * measured in the same run. Every goal of issue 15 ("Performance"), and the
+ * pin storm of issue 14, ends as
  * one "goal" line: the figure and its spread, the anchor it is a ratio to,
  * the bound, and "goal met" or "NOT met". Medians everywhere; the spread is
  * p10..p90 of the repetitions. Benchmarks, not tests: nothing here asserts
@@ -58,9 +59,18 @@
  *    that io_inflight_peak counts that fsync alone, and a thread samples
  *    MemFree: its dip is the memory in flight (goal 5: bounce <= unpinned
  *    + 4 MiB).
+ * 7. A pin storm (issue 14, Kara's denial of service): 4 threads re-pin one
+ *    of 16 dirty pages short-term, each pin taken before the last is
+ *    dropped, while fsync runs 30 (quick: 8) times under policy wait and
+ *    auto, wait_timeout_ms = 250; the anchor is the same fsync with no
+ *    storm. Goal 14-storm (the slowest <= 1.5x the budget + the slowest
+ *    calm fsync).
  *
- * Usage: pinwb_bench [-q] [-o FILE]
+ * Usage: pinwb_bench [-q] [-o FILE] [-s SECTION]
  *   -q       quick mode (small sizes, few repetitions)
+ *   -s SECTION  run only that section (pin, fixed, wb, wake, mem,
+ *            scale_pins, scale_fsync, storm) after the machine's; the goals
+ *            of the others print as not met
  *   -o FILE  CSV output (default /tmp/pinwb-bench.csv), rows of
  *            section,case,param,reps,metric,value: param is a size in bytes,
  *            or the number of live pins in section scale_pin.
@@ -76,6 +86,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <time.h>
@@ -111,10 +122,14 @@
 #define GOAL_INFLIGHT	4.0	/* MiB: MemFree dip of a bounce beyond the unpinned one */
 #define GOAL_FLAT	1.2	/* x: at 16384 live pins against 1; fsync per MiB */
 
+/* The bound of issue 14's pin storm (Kara's denial of service). */
+#define GOAL_STORM	1.5	/* x (the wait budget + the slowest calm fsync) */
+
 static struct {
 	bool quick;
 	size_t psz;
 	int dev;		/* /dev/pinwb */
+	const char *only;	/* -s: the one section to run */
 	int dev2;		/* a second open file, for pins beyond one file's limit */
 	int gup;		/* /sys/kernel/debug/gup_test, -1 if unavailable */
 	FILE *csv;
@@ -1779,6 +1794,146 @@ static void section_scale_fsync(void)
 	       "inflight: io_inflight_peak, most folios one writeback had in flight)\n");
 }
 
+/* --- 7. a pin storm: Kara's denial of service ------------------------------------ */
+
+#define STORM_THREADS	4
+#define STORM_PAGES	16
+#define STORM_BUDGET_MS	250
+
+struct storm {
+	int dev;
+	char *page;
+	atomic_bool stop;
+	atomic_ulong pins;
+};
+
+/*
+ * Short-term pins for writing of one page, each taken before the previous
+ * one is dropped: every pin is short, but the page is never unpinned.
+ */
+static void *stormer(void *arg)
+{
+	struct storm *s = arg;
+	unsigned int prev = 0;
+
+	while (!atomic_load(&s->stop)) {
+		unsigned int h = pin_on(s->dev, s->page, b.psz, PINWB_PIN_WRITE, 1);
+
+		if (prev)
+			unpin_on(s->dev, prev, 0);
+		prev = h;
+		atomic_fetch_add(&s->pins, 1);
+	}
+	if (prev)
+		unpin_on(s->dev, prev, 0);
+	return NULL;
+}
+
+static const char *const storm_policies[] = { "wait", "auto" };
+#define NR_STORM	ARRAY_SIZE(storm_policies)
+
+static struct storm_res {
+	struct stats calm, storm;	/* fsync ms */
+	int ok, ebusy, etimedout;
+	unsigned long pins;
+} storm_res[NR_STORM];
+
+/*
+ * fsync of a file of STORM_PAGES dirty pages, one of them pinned by a storm
+ * of short-term pins that never leaves it unpinned, under policies that wait
+ * for short-term pins (wait, auto): each fsync must end within its
+ * wall-clock budget (wait_timeout_ms) plus the time to write the rest; the
+ * anchor is the same fsync with no storm, in the same run.
+ */
+static void section_storm(void)
+{
+	int runs = b.quick ? 8 : 30, r, i;
+	size_t len = STORM_PAGES * b.psz;
+	unsigned long long saved = b.cur_wait_timeout_ms;
+	double *calm = xcalloc(runs, sizeof(double)), *storm = xcalloc(runs, sizeof(double));
+	unsigned int p;
+
+	knob("wait_timeout_ms", STORM_BUDGET_MS);
+	for (p = 0; p < NR_STORM; p++) {
+		struct storm_res *res = &storm_res[p];
+		struct storm s = { .dev = b.dev };
+		pthread_t th[STORM_THREADS];
+		char *map;
+		int fd;
+
+		mount_fs(storm_policies[p]);
+		fd = file_create(MNT, "storm", len);
+		map = map_track(len, MAP_SHARED, fd);
+		s.page = map;
+		for (r = 0; r < runs; r++) {
+			double t0;
+
+			memset(map, 'a' + r % 26, len);
+			t0 = now_ns();
+			if (fsync(fd))
+				die(errno, "fsync without a storm (policy %s)", storm_policies[p]);
+			calm[r] = (now_ns() - t0) / 1e6;
+		}
+		for (i = 0; i < STORM_THREADS; i++)
+			if (pthread_create(&th[i], NULL, stormer, &s))
+				die(0, "pthread_create");
+		while (atomic_load(&s.pins) < 100)
+			sleep_us(1000);
+		for (r = 0; r < runs; r++) {
+			double t0;
+			int ret;
+
+			memset(map, 'A' + r % 26, len);
+			t0 = now_ns();
+			ret = fsync(fd) ? errno : 0;
+			storm[r] = (now_ns() - t0) / 1e6;
+			if (ret == 0)
+				res->ok++;
+			else if (ret == EBUSY)
+				res->ebusy++;
+			else if (ret == ETIMEDOUT)
+				res->etimedout++;
+			else
+				die(ret, "fsync under the storm (policy %s)", storm_policies[p]);
+		}
+		atomic_store(&s.stop, true);
+		for (i = 0; i < STORM_THREADS; i++)
+			pthread_join(th[i], NULL);
+		res->pins = atomic_load(&s.pins);
+		if (fsync(fd))
+			die(errno, "fsync after the storm (policy %s)", storm_policies[p]);
+		map_release(map);
+		file_remove(fd);
+		umount_fs();
+		res->calm = stats_of(calm, runs);
+		res->storm = stats_of(storm, runs);
+	}
+	knob("wait_timeout_ms", saved);
+	free(calm);
+	free(storm);
+
+	printf("\n== 7. fsync under a pin storm: %d threads re-pin one of %d dirty pages (ms; wait_timeout_ms %d) ==\n",
+	       STORM_THREADS, STORM_PAGES, STORM_BUDGET_MS);
+	printf("%-8s %5s %9s %9s %9s %9s %9s %9s %5s %6s %9s %9s\n", "policy", "runs", "calm p50",
+	       "calm max", "p50", "p90", "p99", "max", "ok", "EBUSY", "ETIMEDOUT", "pins");
+	for (p = 0; p < NR_STORM; p++) {
+		struct storm_res *res = &storm_res[p];
+
+		printf("%-8s %5d %9.2f %9.2f %9.2f %9.2f %9.2f %9.2f %5d %6d %9d %9lu\n",
+		       storm_policies[p], runs, res->calm.p50, res->calm.max, res->storm.p50,
+		       res->storm.p90, res->storm.p99, res->storm.max, res->ok, res->ebusy,
+		       res->etimedout, res->pins);
+		csv_stats("storm", storm_policies[p], b.psz, "calm_ms", &res->calm);
+		csv_stats("storm", storm_policies[p], b.psz, "ms", &res->storm);
+		csv_row("storm", storm_policies[p], b.psz, runs, "ms_p99", res->storm.p99);
+		csv_row("storm", storm_policies[p], b.psz, runs, "ms_max", res->storm.max);
+		csv_row("storm", storm_policies[p], b.psz, runs, "etimedout", res->etimedout);
+		csv_row("storm", storm_policies[p], b.psz, runs, "storm_pins", res->pins);
+	}
+	printf("(each storm fsync meets a page that is never unpinned: it ends with ETIMEDOUT once\n"
+	       "its budget is spent, having written every other page)\n");
+}
+
 /* --- the goals --------------------------------------------------------------------------- */
 
 static void summarize(void)
@@ -1788,7 +1943,8 @@ static void summarize(void)
 	size_t nr_sizes = b.quick ? ARRAY_SIZE(quick_sizes) : ARRAY_SIZE(full_sizes);
 	static const int goal1_mems[] = { MEM_PINWBFS, MEM_ANON };
 	static const int goal2_mems[] = { MEM_ANON, MEM_PINWBFS };
-	unsigned int i, m, c, last = nr_fsync_sizes - 1, ref = 0;
+	/* -s: sections not run leave their figures 0 (the goal is then not met). */
+	unsigned int i, m, c, last = nr_fsync_sizes ? nr_fsync_sizes - 1 : 0, ref = 0;
 	char id[64];
 	double r;
 	int mode;
@@ -1849,6 +2005,18 @@ static void summarize(void)
 		add_goal(id, r, GOAL_WAKE, "wake-up p99, %s: %.2fx of the pipe (%.1f us, anchor %.1f us)",
 			 wake_labels[i], r, wake[i].p99, wake[WAKE_PIPE].p99);
 	}
+	/* Issue 14: the pin storm. */
+	for (i = 0; i < NR_STORM; i++) {
+		struct storm_res *res = &storm_res[i];
+		double bound_ms = STORM_BUDGET_MS + res->calm.max;
+
+		snprintf(id, sizeof(id), "14-storm-%s", storm_policies[i]);
+		r = res->storm.max / bound_ms;
+		add_goal(id, r, GOAL_STORM,
+			 "slowest fsync under a pin storm, policy %s: %.2fx of the budget + the slowest calm fsync (%.1f ms, anchor %d + %.2f ms; p50 %.1f, p99 %.1f ms)",
+			 storm_policies[i], r, res->storm.max, STORM_BUDGET_MS, res->calm.max,
+			 res->storm.p50, res->storm.p99);
+	}
 	/* 5. memory. */
 	for (m = 0; m < NR_MEMS; m++) {
 		snprintf(id, sizeof(id), "5-mem-per-page-%s", mem_names[m]);
@@ -1905,7 +2073,7 @@ static void summarize(void)
 			 hi->ms.p50 / mib[last], lo->ms.p50 / mib[ref]);
 	}
 
-	printf("\n== goals (issue 15): %u of %u met ==\n", nr_goals_met, nr_goals);
+	printf("\n== goals (issues 15 and 14): %u of %u met ==\n", nr_goals_met, nr_goals);
 	for (i = 0; i < nr_goals; i++) {
 		printf("%s\n", goals[i].line);
 		fprintf(b.csv, "goal,%s,0,0,line,\"%s\"\n", goals[i].id, goals[i].line);
@@ -1916,9 +2084,12 @@ static void summarize(void)
 
 static void print_usage(const char *prog)
 {
-	fprintf(stderr, "usage: %s [-q] [-o FILE]\n"
-		"  -q       quick mode (small sizes, few repetitions)\n"
-		"  -o FILE  write the CSV to FILE (default %s)\n", prog, DEFAULT_CSV);
+	fprintf(stderr, "usage: %s [-q] [-o FILE] [-s SECTION]\n"
+		"  -q          quick mode (small sizes, few repetitions)\n"
+		"  -o FILE     write the CSV to FILE (default %s)\n"
+		"  -s SECTION  run only SECTION (pin, fixed, wb, wake, mem, scale_pins,\n"
+		"              scale_fsync, storm) after env; the other goals are not measured\n",
+		prog, DEFAULT_CSV);
 }
 
 int main(int argc, char **argv)
@@ -1927,8 +2098,11 @@ int main(int argc, char **argv)
 	int opt;
 
 	b.csv_path = DEFAULT_CSV;
-	while ((opt = getopt(argc, argv, "qo:h")) != -1) {
+	while ((opt = getopt(argc, argv, "qo:s:h")) != -1) {
 		switch (opt) {
+		case 's':
+			b.only = optarg;
+			break;
 		case 'q':
 			b.quick = true;
 			break;
@@ -1975,14 +2149,16 @@ int main(int argc, char **argv)
 	printf("pinwb_bench (%s mode): page size %zu, MemAvailable %llu MiB, CSV %s\n",
 	       b.quick ? "quick" : "full", b.psz, meminfo_bytes("MemAvailable") / MiB, b.csv_path);
 
+#define SECTION(name) do { if (!b.only || !strcmp(b.only, #name)) section_##name(); } while (0)
 	section_env();
-	section_pin();
-	section_fixed();
-	section_wb();
-	section_wake();
-	section_mem();
-	section_scale_pins();
-	section_scale_fsync();
+	SECTION(pin);
+	SECTION(fixed);
+	SECTION(wb);
+	SECTION(wake);
+	SECTION(mem);
+	SECTION(scale_pins);
+	SECTION(scale_fsync);
+	SECTION(storm);
 	summarize();
 
 	printf("elapsed_s: %.1f\n", (now_ns() - start) / 1e9);
