@@ -729,7 +729,8 @@ static void rf_cell(struct rf_mnt *m, enum rf_pin pin, enum rf_event ev, struct 
 				r->fsync_ret = fsync(fd) ? -errno : 0;	/* clean again */
 			RF_BROKEN_IF(rf_dma_start(m->dev, h, pattern, ev == RF_DURING ? 20 : 200),
 				     "DMA_START: %s", strerror(errno));
-			RF_BROKEN_IF(!rf_wait_changed(map, RF_OLD), "the device never wrote");
+			/* Its whole first pass: the last word of the last page. */
+			RF_BROKEN_IF(!rf_wait_changed(map + len - 8, RF_OLD), "the device never wrote");
 			if (ev == RF_DURING) {
 				one.fsync_ret = fsync(fd) ? -errno : 0;
 			} else {
