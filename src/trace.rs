@@ -65,10 +65,9 @@ macro_rules! declare_trace {
                 #[inline(always)]
                 fn $name($($arg: $t),*) {
                     #[cfg(CONFIG_TRACEPOINTS)]
-                    // SAFETY: `__tracepoint_<event>` is a tracepoint defined by `trace.c`, whose
-                    // static key may be read at any time. The events take plain values, or a
-                    // folio that the caller's `&Folio` keeps referenced while the event reads its
-                    // index and, with `folio_mapping()` (NULL once truncated), its inode number.
+                    // SAFETY: `trace.c` defines the tracepoint; its key may be read at any time.
+                    // The events take plain values, or a folio kept referenced by the `&Folio`
+                    // (they read its index and, via `folio_mapping()`, its inode number).
                     unsafe {
                         if kernel::jump_label::static_branch_unlikely!(
                             helpers::[<__tracepoint_ $name>],
