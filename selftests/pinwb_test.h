@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,6 +116,35 @@ static inline int pinwb_writeback_knobs(unsigned int flush_period_ms, unsigned i
 static inline int pinwb_writeback_knobs_default(void)
 {
 	return pinwb_writeback_knobs(1000, 1000, 5000);
+}
+
+/* /proc/kpageflags bits (include/uapi/linux/kernel-page-flags.h). */
+#define PINWB_KPF_WRITEBACK	8
+
+/* The PFN behind @addr (root: /proc/self/pagemap), 0 if none. */
+static inline unsigned long long page_pfn(const void *addr)
+{
+	unsigned long long e = 0;
+	int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+
+	if (fd >= 0 && pread(fd, &e, 8, (uintptr_t)addr / sysconf(_SC_PAGESIZE) * 8) != 8)
+		e = 0;
+	if (fd >= 0)
+		close(fd);
+	return e & (1ULL << 63) ? e & ((1ULL << 55) - 1) : 0;
+}
+
+/* The kernel's flags of the page at @pfn (/proc/kpageflags), 0 if unreadable. */
+static inline unsigned long long pfn_kpageflags(unsigned long long pfn)
+{
+	unsigned long long f = 0;
+	int fd = open("/proc/kpageflags", O_RDONLY | O_CLOEXEC);
+
+	if (fd >= 0 && pread(fd, &f, 8, pfn * 8) != 8)
+		f = 0;
+	if (fd >= 0)
+		close(fd);
+	return f;
 }
 
 /* A /proc/vmstat counter, after folding every CPU's pending deltas. */

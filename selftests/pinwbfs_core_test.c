@@ -492,6 +492,58 @@ TEST(wait_holds_no_io_while_it_waits)
 	ASSERT_EQ(0, pinwb_writeback_knobs_default());
 }
 
+/*
+ * A pin of a folio under writeback returns only once its IO is done: a device
+ * may write as soon as PIN returns, and must not write into a page under IO.
+ * (pinwb_folios_wait_writeback() orders the pin against writepages's "not
+ * pinned -> start writeback" without taking the folio lock.) The oracle is
+ * the kernel's PG_writeback of the page, from /proc/kpageflags.
+ */
+static bool under_writeback(unsigned long long pfn)
+{
+	return pfn_kpageflags(pfn) & (1ULL << PINWB_KPF_WRITEBACK);
+}
+
+TEST(pin_waits_for_writeback_in_flight)
+{
+	struct syncer s = { 0 };
+	unsigned long long pfn;
+	pthread_t t;
+	char *map;
+	int dev, fd, h, i;
+
+	if (access("/proc/kpageflags", R_OK))
+		SKIP(return, "no /proc/kpageflags (CONFIG_PROC_PAGE_MONITOR)");
+	/* One folio's IO takes io_delay_us: 1 s. No flusher. */
+	ASSERT_EQ(0, pinwb_writeback_knobs(0, 1000000, 5000));
+	ASSERT_EQ(0, pinwbfs_mount(MNT, NULL));
+	dev = open(PINWB_DEV, O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, dev);
+	map = create_mapped(_metadata, MNT "/wb", psz, &fd);
+	memset(map, 'a', psz);
+	pfn = page_pfn(map);
+	ASSERT_TRUE(pfn != 0);
+	EXPECT_FALSE(under_writeback(pfn));
+	s.fd = fd;
+	ASSERT_EQ(0, pthread_create(&t, NULL, do_sync, &s));
+	for (i = 0; i < 500 && !under_writeback(pfn); i++)
+		usleep(1000);
+	ASSERT_TRUE(under_writeback(pfn))
+		TH_LOG("the fsync never put the folio under writeback");
+	h = pinwb_pin_range(dev, map, psz, PINWB_PIN_LONGTERM | PINWB_PIN_WRITE, NULL);
+	ASSERT_LT(0, h);
+	EXPECT_FALSE(under_writeback(pfn))
+		TH_LOG("PIN returned while its folio was still under writeback");
+	pthread_join(t, NULL);
+	EXPECT_EQ(0, s.ret);
+	ASSERT_EQ(0, pinwb_unpin_handle(dev, h, 0));
+	munmap(map, psz);
+	close(fd);
+	close(dev);
+	EXPECT_EQ(0, umount(MNT));
+	ASSERT_EQ(0, pinwb_writeback_knobs_default());
+}
+
 /* syncfs of several files waits wait_timeout_ms in all, not per file. */
 TEST(wait_budget_is_per_sync)
 {

@@ -343,7 +343,7 @@ impl Writeback<'_> {
     /// for it, or 0.
     fn folio(&mut self, mut locked: LockedFolio<'_>) -> c_int {
         let (index, policy, integrity) = (self.index, self.policy, self.integrity);
-        let mut pinned = index.classify(&locked);
+        let mut pinned = index.classify_for_writeback(&locked);
         if pinned != Pinned::No {
             COUNTERS.pinned_seen.add(1, Relaxed);
             if pinned == Pinned::Foreign {
@@ -367,7 +367,7 @@ impl Writeback<'_> {
                 Ok(()) => {
                     // A DIRTY unpin marked it dirty again: we write it now.
                     locked.clear_dirty_for_io();
-                    pinned = index.classify(&locked);
+                    pinned = index.classify_for_writeback(&locked);
                     match decide(policy, integrity, pinned) {
                         Action::Wait => Action::Skip, // pinned again at once: leave it for later
                         a => a,

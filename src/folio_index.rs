@@ -22,18 +22,23 @@
 //! here as they are to `folio_maybe_dma_pinned()`.
 
 use crate::{
-    folio::Folio,
-    helpers::{pinwb_folios_private_add, pinwb_folios_wait_writeback, pinwb_pages_with_aops},
+    folio::{Folio, LockedFolio},
+    helpers::{
+        pinwb_folios_count_pin, pinwb_folios_private_add, pinwb_folios_wait_writeback,
+        pinwb_pages_with_aops,
+    },
     policy::Pinned,
     request::Kind,
 };
-use core::ptr::null_mut;
 use kernel::{
     bindings,
     bitmap::BitmapVec,
     new_condvar, new_mutex,
     prelude::*,
-    sync::{CondVar, CondVarTimeoutResult, Mutex},
+    sync::{
+        barrier::{smp_mb, Full},
+        CondVar, CondVarTimeoutResult, Mutex,
+    },
     time::{msecs_to_jiffies, Instant, Jiffies, Monotonic},
 };
 
@@ -133,21 +138,6 @@ impl FolioIndex {
         })
     }
 
-    /// Counts the pages of `indexed` in (`delta` 1) or out (-1) of their folios.
-    fn update(&self, pages: &[*mut bindings::page], indexed: &Indexed, delta: isize) {
-        let Some(bits) = &indexed.bits else {
-            return;
-        };
-        // The counts cannot over- or underflow: gup refuses far fewer pins than 2^31 per
-        // folio, and every removal matches an earlier addition.
-        let step = FolioPins::step(indexed.kind, indexed.write) as isize * delta;
-        let _guard = self.update.lock();
-        // SAFETY: The pages are pinned by the caller; the folios of the pages whose bits are
-        // set were pinwbfs folios when counted, and their `->private` stays ours while they
-        // are pinned; `bits` has `pages.len()` bits. `update` serialises the updates.
-        unsafe { pinwb_folios_private_add(pages.as_ptr(), pages.len(), bits.as_ptr(), step) };
-    }
-
     /// Records the pinwbfs pages of a new pin of `kind`; returns which.
     pub(crate) fn add(
         &self,
@@ -167,39 +157,54 @@ impl FolioIndex {
         // SAFETY: `pages` are pinned by the caller, so their folios stay; the C scan reads each
         // folio's mapping and its `a_ops` under `rcu_read_lock()`, which keeps a mapping that
         // truncation detaches meanwhile from being freed (inodes are freed after a grace period).
-        let first = unsafe { pinwb_pages_with_aops(pages.as_ptr(), n, 0, self.aops, null_mut()) };
-        if first < n {
-            let mut bits = BitmapVec::new(n, GFP_KERNEL)?;
-            // SAFETY: As above; `bits` has `n` bits.
-            unsafe {
-                pinwb_pages_with_aops(
-                    pages.as_ptr(),
-                    n,
-                    first,
-                    self.aops,
-                    bits.as_mut_ptr().cast(),
-                )
-            };
-            indexed.bits = Some(bits);
+        let first = unsafe { pinwb_pages_with_aops(pages.as_ptr(), n, self.aops) };
+        if first == n {
+            return Ok(indexed);
         }
-        self.update(pages, &indexed, 1);
+        let mut bits = BitmapVec::new(n, GFP_KERNEL)?;
+        // The counts cannot overflow: the folio refcount limits the pins first (`COUNT_BITS`).
+        let step = FolioPins::step(kind, write) as isize;
+        let guard = self.update.lock();
+        // SAFETY: As above; `bits` has `n` bits, and `first < n`. `update` serialises the
+        // updates of `->private`.
+        let busy = unsafe {
+            pinwb_folios_count_pin(
+                pages.as_ptr(),
+                n,
+                first,
+                self.aops,
+                bits.as_mut_ptr().cast(),
+                step,
+            )
+        };
+        drop(guard);
+        let bits = indexed.bits.insert(bits);
         // A device may write as soon as the pin exists: it must not start while a folio is
         // under writeback. writepages decides, under the folio lock, that a folio is not
         // pinned and starts its writeback before unlocking it; gup pins a folio under
-        // writeback without waiting. Taking each folio lock orders this pin against that
-        // window: either writepages saw the pin (folio_maybe_dma_pinned() is already true
-        // here), or its IO started and is waited for.
-        if let Some(bits) = &indexed.bits {
-            // SAFETY: The pages are pinned by the caller; `bits` has `pages.len()` bits; no
-            // lock is held (folio locks and waits may sleep).
-            unsafe { pinwb_folios_wait_writeback(pages.as_ptr(), pages.len(), bits.as_ptr()) };
+        // writeback without waiting. The count pass tested each folio's lock and writeback
+        // after a barrier that pairs with `classify_for_writeback`'s; if one was set, this
+        // waits for writeback in flight, taking the lock of a folio that is locked.
+        if busy {
+            // SAFETY: The pages are pinned by the caller; `bits` has `n` bits; no lock is
+            // held (a folio lock and the waits may sleep).
+            unsafe { pinwb_folios_wait_writeback(pages.as_ptr(), n, bits.as_ptr()) };
         }
         Ok(indexed)
     }
 
     /// Forgets what [`FolioIndex::add`] recorded for a pin being released.
     pub(crate) fn remove(&self, pages: &[*mut bindings::page], indexed: &Indexed) {
-        self.update(pages, indexed, -1)
+        let Some(bits) = &indexed.bits else {
+            return;
+        };
+        // The counts cannot underflow: every removal matches an earlier addition.
+        let step = -(FolioPins::step(indexed.kind, indexed.write) as isize);
+        let _guard = self.update.lock();
+        // SAFETY: The pages are pinned by the caller; the folios of the pages whose bits are
+        // set were pinwbfs folios when counted, and their `->private` stays ours while they
+        // are pinned; `bits` has `pages.len()` bits. `update` serialises the updates.
+        unsafe { pinwb_folios_private_add(pages.as_ptr(), pages.len(), bits.as_ptr(), step) };
     }
 
     /// The pages of a pin of pinwbfs folios were given back: wakes every
@@ -224,7 +229,7 @@ impl FolioIndex {
     /// `page` must be a valid page that the caller holds a reference on.
     pub(crate) unsafe fn lookup_page(&self, page: *mut bindings::page) -> FolioPins {
         // SAFETY: As the caller guarantees: the C scan reads the folio's mapping under RCU.
-        if unsafe { pinwb_pages_with_aops(&page, 1, 0, self.aops, null_mut()) } != 0 {
+        if unsafe { pinwb_pages_with_aops(&page, 1, self.aops) } != 0 {
             return FolioPins::default();
         }
         // SAFETY: The page, and so its folio, is referenced by the caller.
@@ -252,6 +257,17 @@ impl FolioIndex {
         } else {
             Pinned::ReadOnly
         }
+    }
+
+    /// [`FolioIndex::classify`] for writepages's decision to start writeback
+    /// on a folio it holds locked. The full barrier between the folio lock and
+    /// the pin count's test pairs with the one a new pin issues between gup
+    /// and its test of the folio lock (`pinwb_folios_wait_writeback()`):
+    /// either this sees the pin, or the pin waits for the writeback that this
+    /// decision starts.
+    pub(crate) fn classify_for_writeback(&self, folio: &LockedFolio<'_>) -> Pinned {
+        smp_mb(Full);
+        self.classify(folio)
     }
 
     /// Sleeps interruptibly until `cond()` holds, re-checking it whenever a

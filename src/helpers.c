@@ -47,45 +47,78 @@ void pinwb_uncharge_pinned_vm(struct mm_struct *mm, unsigned long pages)
 }
 
 /*
- * A scan rather than a per-page wrapper: it runs over every page of every
- * pin, where page_folio() must inline and an anonymous folio must be rejected
- * on its mapping's tag bit without a call (make bench: two calls per page made
- * pinning anonymous memory 10-15 % dearer than gup_test's, and a call per
- * pinwbfs page plus marking it from Rust, pinwbfs memory 30 % dearer).
+ * Whether @folio belongs to a mapping with @aops. A pin keeps the folio, not
+ * its mapping: truncation may detach the folio and the inode be freed
+ * meanwhile. Inodes are freed after an RCU grace period, so the caller reads
+ * under rcu_read_lock(), which keeps the mapping valid to dereference until
+ * the unlock (as gup_fast_folio_allowed() relies on). An anonymous folio is
+ * rejected on its mapping's tag bits.
  */
-size_t pinwb_pages_with_aops(struct page *const *pages, size_t n, size_t from,
-			     const struct address_space_operations *aops, unsigned long *bits)
+static inline bool pinwb_folio_has_aops(const struct folio *folio,
+					const struct address_space_operations *aops)
 {
-	size_t first = n;
+	struct address_space *mapping = READ_ONCE(folio->mapping);
 
-	/*
-	 * A pin keeps the folio, not its mapping: truncation may detach the folio
-	 * and the inode be freed meanwhile. Inodes are freed after an RCU grace
-	 * period, so a mapping read under rcu_read_lock() stays valid to
-	 * dereference until the unlock (as gup_fast_folio_allowed() relies on).
-	 */
-	rcu_read_lock();
-	for (; from < n; from++) {
-		struct address_space *mapping = READ_ONCE(page_folio(pages[from])->mapping);
-
-		if (!mapping || ((unsigned long)mapping & FOLIO_MAPPING_FLAGS) ||
-		    READ_ONCE(mapping->a_ops) != aops)
-			continue;
-		if (first == n)
-			first = from;
-		if (!bits)
-			break;
-		__set_bit(from, bits);
-	}
-	rcu_read_unlock();
-	return first;
+	return mapping && !((unsigned long)mapping & FOLIO_MAPPING_FLAGS) &&
+	       READ_ONCE(mapping->a_ops) == aops;
 }
 
 /*
- * The per-page part of counting pins in pinwbfs folios (src/folio_index.rs,
- * which owns the encoding and the locking), as one scan for the same reason
- * as above: three calls per page, twice per pin, cost pins of pinwbfs memory
- * a third of gup_test's time again.
+ * Scans rather than per-page wrappers: they run over every page of every pin,
+ * where page_folio() must inline and an anonymous folio must be rejected
+ * without a call (make bench: two calls per page made pinning anonymous
+ * memory 10-15 % dearer than gup_test's, and a call per pinwbfs page plus
+ * marking it from Rust, pinwbfs memory 30 % dearer).
+ */
+size_t pinwb_pages_with_aops(struct page *const *pages, size_t n,
+			     const struct address_space_operations *aops)
+{
+	size_t i;
+
+	rcu_read_lock();
+	for (i = 0; i < n; i++)
+		if (pinwb_folio_has_aops(page_folio(pages[i]), aops))
+			break;
+	rcu_read_unlock();
+	return i;
+}
+
+/*
+ * The per-page part of counting a new pin in pinwbfs folios (src/folio_index.rs
+ * owns the encoding and the locking), in one pass from @from, the first pinwbfs
+ * page: marks in @bits every page whose folio belongs to a mapping with @aops,
+ * adds @delta to that folio's ->private, and tests its PG_locked and
+ * PG_writeback, after the barrier of pinwb_folios_wait_writeback(). Returns
+ * whether one was set: then that function must run. Does not sleep.
+ */
+bool pinwb_folios_count_pin(struct page *const *pages, size_t n, size_t from,
+			    const struct address_space_operations *aops, unsigned long *bits,
+			    long delta)
+{
+	bool busy = false;
+
+	/* Orders gup's pin counts before the flag tests: see pinwb_folios_wait_writeback(). */
+	smp_mb();
+	rcu_read_lock();
+	for (; from < n; from++) {
+		struct folio *folio = page_folio(pages[from]);
+
+		if (!pinwb_folio_has_aops(folio, aops))
+			continue;
+		__set_bit(from, bits);
+		/* Under the index's lock; classify() reads it locklessly, with READ_ONCE. */
+		WRITE_ONCE(folio->private, (void *)((unsigned long)folio->private + delta));
+		/* Acquire: a clear PG_locked orders the PG_writeback test after the unlock. */
+		busy |= smp_load_acquire(const_folio_flags(folio, 0)) &
+			(BIT(PG_locked) | BIT(PG_writeback));
+	}
+	rcu_read_unlock();
+	return busy;
+}
+
+/*
+ * Takes a released pin's pages out of the counts: adds @delta to ->private of
+ * the folio of every page whose bit is set. Under the index's lock.
  */
 void pinwb_folios_private_add(struct page *const *pages, size_t n, const unsigned long *bits,
 			      long delta)
@@ -95,7 +128,6 @@ void pinwb_folios_private_add(struct page *const *pages, size_t n, const unsigne
 	for_each_set_bit(i, bits, n) {
 		struct folio *folio = page_folio(pages[i]);
 
-		/* Under the index's lock; classify() reads it locklessly, with READ_ONCE. */
 		WRITE_ONCE(folio->private, (void *)((unsigned long)folio->private + delta));
 	}
 }
@@ -137,16 +169,41 @@ void pinwb_dma_fill64(u64 *dst, u64 stamp, size_t words)
  * The per-page part of making a new pin of pinwbfs folios wait for writeback
  * in flight (src/folio_index.rs explains why), as one scan.
  */
+/*
+ * A pin of pinwbfs folios must not be usable while one of them is under
+ * writeback that did not see the pin: the device would write into a page
+ * under IO. writepages decides "not pinned" and calls folio_start_writeback()
+ * with the folio locked, and issues smp_mb() between taking the lock and its
+ * folio_maybe_dma_pinned() test (FolioIndex::classify_for_writeback()). gup
+ * raised the pin count before we get here; the smp_mb() below orders that
+ * before our test of PG_locked. Store buffering, then: either writepages sees
+ * the pin, or we see the folio locked by it (and wait the lock out, then the
+ * writeback), or the unlock that ended its window already happened, and the
+ * acquire read of the flags orders our PG_writeback test after it, so after
+ * folio_start_writeback(). No folio lock is taken unless the folio is locked.
+ * After we return, a new writepages window sees the pin.
+ */
 void pinwb_folios_wait_writeback(struct page *const *pages, size_t n, const unsigned long *bits)
 {
+	struct folio *prev = NULL;
 	unsigned long i;
 
+	/* Pairs with the smp_mb() of FolioIndex::classify_for_writeback(). */
+	smp_mb();
 	for_each_set_bit(i, bits, n) {
 		struct folio *folio = page_folio(pages[i]);
 
-		folio_lock(folio);
-		folio_wait_writeback(folio);
-		folio_unlock(folio);
+		if (folio == prev)
+			continue;
+		prev = folio;
+		if (test_bit_acquire(PG_locked, const_folio_flags(folio, 0))) {
+			folio_lock(folio);
+			folio_wait_writeback(folio);
+			folio_unlock(folio);
+		} else {
+			/* A reference is enough to wait (folio_wait_writeback()). */
+			folio_wait_writeback(folio);
+		}
 	}
 }
 

@@ -40,18 +40,28 @@ void pinwb_folio_get(struct folio *folio);
 unsigned long pinwb_folio_dma_pins(struct folio *folio);
 void pinwb_folio_start_writeback(struct folio *folio);
 
+/* The index of the first page of @pages whose folio belongs to a mapping with @aops, or @n. */
+size_t pinwb_pages_with_aops(struct page *const *pages, size_t n,
+			     const struct address_space_operations *aops);
+
 /*
- * Pages of pages[from..n) whose folio belongs to a mapping with @aops: the
- * first one's index (or n), and, if @bits is not NULL, each marked in it.
+ * Counts a new pin in the pinwbfs folios of pages[from..n): marks each such
+ * page in @bits and adds @delta to its folio's ->private. True if one of them
+ * was locked or under writeback: then pinwb_folios_wait_writeback() must run.
  */
-size_t pinwb_pages_with_aops(struct page *const *pages, size_t n, size_t from,
-			     const struct address_space_operations *aops, unsigned long *bits);
+bool pinwb_folios_count_pin(struct page *const *pages, size_t n, size_t from,
+			    const struct address_space_operations *aops, unsigned long *bits,
+			    long delta);
 
 /* Adds @delta to ->private of the folio of every page whose bit is set. */
 void pinwb_folios_private_add(struct page *const *pages, size_t n, const unsigned long *bits,
 			      long delta);
 
-/* For the folio of every page whose bit is set: lock, wait for writeback, unlock. */
+/*
+ * For the folio of every page whose bit is set, after gup pinned it: waits for
+ * writeback that writepages started on it before it could see the pin (see
+ * helpers.c for the ordering, and FolioIndex::classify_for_writeback()).
+ */
 void pinwb_folios_wait_writeback(struct page *const *pages, size_t n, const unsigned long *bits);
 
 /*
