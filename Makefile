@@ -52,6 +52,8 @@ help:
 	@echo '  DUMP=1             with run: print every readable debugfs file of pinwb'
 	@echo '  CLIPPY=1           lint the Rust code while building'
 	@echo '  QUICK=1            with bench: a short run'
+	@echo '  SECTION=name       with bench: only that section (pin, fixed, wb, wake, mem,'
+	@echo '                     scale_pins, scale_fsync, storm); the other goals print NOT met'
 	@echo '  INSTALL_MOD_PATH=  with install: a staging root'
 	@echo '  PINWB_CACHE=dir    toolchain, kernel source and builds (default ~/.cache/pinwb)'
 	@echo '  PINWB_TIMEOUT=s    the guest'"'"'s time limit (default 900)'

@@ -68,6 +68,7 @@ echo "$mode" > "$stage/etc/pinwb/mode"
 # Environment for the guest's tests (e.g. longer fuzzing on the debug kernel).
 printf '%s\n' ${PINWB_GUEST_ENV:-} > "$stage/etc/pinwb/env"
 [ -z "${QUICK:-}" ] || echo "-q" > "$stage/etc/pinwb/bench-args"
+[ -z "${SECTION:-}" ] || echo "-s $SECTION" >> "$stage/etc/pinwb/bench-args"
 [ -z "${DUMP:-}" ] || touch "$stage/etc/pinwb/dump"
 echo "${PINWB_CPUS:-2}" > "$stage/etc/pinwb/cpus"
 cmd=${PINWB_CMD:-${CMD:-}}

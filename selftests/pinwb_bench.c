@@ -465,14 +465,21 @@ static struct {
 } goals[40];
 static unsigned int nr_goals, nr_goals_met;
 
+/* Whether section @name runs (-s names another). */
+static bool section_runs(const char *name)
+{
+	return !b.only || !strcmp(b.only, name);
+}
+
 /*
  * One goal line: "goal <id>: <what the caller says>; bound <= <bound>: goal met".
- * Met when figure <= bound; a NaN figure (not measured) is not met.
+ * Met when figure <= bound; a NaN figure (not measured) is not met, nor is the
+ * goal of a section that did not run (its figures are 0).
  */
-static void __attribute__((format(printf, 4, 5)))
-add_goal(const char *id, double figure, double bound, const char *fmt, ...)
+static void __attribute__((format(printf, 5, 6)))
+add_goal(const char *section, const char *id, double figure, double bound, const char *fmt, ...)
 {
-	bool met = figure <= bound;
+	bool met;
 	char text[320];
 	va_list ap;
 
@@ -481,6 +488,11 @@ add_goal(const char *id, double figure, double bound, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
+	if (!section_runs(section)) {
+		figure = NAN;
+		snprintf(text, sizeof(text), "not run (-s %s)", b.only);
+	}
+	met = figure <= bound;
 	snprintf(goals[nr_goals].id, sizeof(goals[0].id), "%s", id);
 	snprintf(goals[nr_goals].line, sizeof(goals[0].line), "goal %s: %s; bound <= %g: %s",
 		 id, text, bound, met ? "goal met" : "NOT met");
@@ -1943,7 +1955,7 @@ static void summarize(void)
 	size_t nr_sizes = b.quick ? ARRAY_SIZE(quick_sizes) : ARRAY_SIZE(full_sizes);
 	static const int goal1_mems[] = { MEM_PINWBFS, MEM_ANON };
 	static const int goal2_mems[] = { MEM_ANON, MEM_PINWBFS };
-	/* -s: sections not run leave their figures 0 (the goal is then not met). */
+	/* -s: the goals of the sections not run print "not run" (add_goal()). */
 	unsigned int i, m, c, last = nr_fsync_sizes ? nr_fsync_sizes - 1 : 0, ref = 0;
 	char id[64];
 	double r;
@@ -1958,10 +1970,10 @@ static void summarize(void)
 
 			snprintf(id, sizeof(id), "1-pin-%s-%s", mem_names[mem], mode_names[mode]);
 			if (!res->done || b.gup < 0) {
-				add_goal(id, NAN, GOAL_PIN, "not measured");
+				add_goal("pin", id, NAN, GOAL_PIN, "not measured");
 				continue;
 			}
-			add_goal(id, res->ratio.p50, GOAL_PIN,
+			add_goal("pin", id, res->ratio.p50, GOAL_PIN,
 				 "%s %s pin+unpin of %s%s: %.3fx [%.3f..%.3f] of %s (pinwb %.1f, anchor %.1f ns/page)",
 				 mem_names[mem], mode_names[mode], fmt_size(pin_goal_size), q,
 				 res->ratio.p50, res->ratio.p10, res->ratio.p90, mode_anchor[mode],
@@ -1973,21 +1985,21 @@ static void summarize(void)
 		struct fixed_res *res = &fixed_res[goal2_mems[m]];
 
 		snprintf(id, sizeof(id), "2-fixed-%s", mem_names[goal2_mems[m]]);
-		add_goal(id, res->ratio.p50, GOAL_FIXED,
+		add_goal("fixed", id, res->ratio.p50, GOAL_FIXED,
 			 "%s 4 KiB long-term pin+unpin: %.3fx [%.3f..%.3f] of PIN_LONGTERM_TEST_START/STOP (pinwb %.2f, anchor %.2f us)",
 			 mem_names[goal2_mems[m]], res->ratio.p50, res->ratio.p10, res->ratio.p90,
 			 res->pinwb.p50 / 1e3, res->anchor.p50 / 1e3);
 	}
 	/* 3. writeback. */
 	r = wb_res[WB_UNPINNED].ms.p50 / memcpy_ms.p50;
-	add_goal("3-fsync-unpinned", r, GOAL_FSYNC,
+	add_goal("wb", "3-fsync-unpinned", r, GOAL_FSYNC,
 		 "fsync of %s dirty, unpinned: %.2fx of a memcpy of the same bytes (fsync %.2f ms [%.2f..%.2f], memcpy %.2f ms [%.2f..%.2f])",
 		 fmt_size(wb_len), r, wb_res[WB_UNPINNED].ms.p50, wb_res[WB_UNPINNED].ms.p10,
 		 wb_res[WB_UNPINNED].ms.p90, memcpy_ms.p50, memcpy_ms.p10, memcpy_ms.p90);
 	for (i = WB_BOUNCE; i <= WB_AUTO; i++) {
 		r = wb_res[i].ms.p50 / wb_res[WB_UNPINNED].ms.p50;
 		snprintf(id, sizeof(id), "3-fsync-%s", wb_cases[i].id);
-		add_goal(id, r, GOAL_BOUNCE,
+		add_goal("wb", id, r, GOAL_BOUNCE,
 			 "fsync of %s all long-term pinned, policy %s: %.3fx of the unpinned fsync (%.2f ms [%.2f..%.2f], anchor %.2f ms)",
 			 fmt_size(wb_len), wb_cases[i].policy, r, wb_res[i].ms.p50,
 			 wb_res[i].ms.p10, wb_res[i].ms.p90, wb_res[WB_UNPINNED].ms.p50);
@@ -1998,11 +2010,11 @@ static void summarize(void)
 
 		snprintf(id, sizeof(id), "4-wake-%s-p50", what);
 		r = wake[i].p50 / wake[WAKE_PIPE].p50;
-		add_goal(id, r, GOAL_WAKE, "wake-up p50, %s: %.2fx of the pipe (%.1f us, anchor %.1f us)",
+		add_goal("wake", id, r, GOAL_WAKE, "wake-up p50, %s: %.2fx of the pipe (%.1f us, anchor %.1f us)",
 			 wake_labels[i], r, wake[i].p50, wake[WAKE_PIPE].p50);
 		snprintf(id, sizeof(id), "4-wake-%s-p99", what);
 		r = wake[i].p99 / wake[WAKE_PIPE].p99;
-		add_goal(id, r, GOAL_WAKE, "wake-up p99, %s: %.2fx of the pipe (%.1f us, anchor %.1f us)",
+		add_goal("wake", id, r, GOAL_WAKE, "wake-up p99, %s: %.2fx of the pipe (%.1f us, anchor %.1f us)",
 			 wake_labels[i], r, wake[i].p99, wake[WAKE_PIPE].p99);
 	}
 	/* Issue 14: the pin storm. */
@@ -2012,7 +2024,7 @@ static void summarize(void)
 
 		snprintf(id, sizeof(id), "14-storm-%s", storm_policies[i]);
 		r = res->storm.max / bound_ms;
-		add_goal(id, r, GOAL_STORM,
+		add_goal("storm", id, r, GOAL_STORM,
 			 "slowest fsync under a pin storm, policy %s: %.2fx of the budget + the slowest calm fsync (%.1f ms, anchor %d + %.2f ms; p50 %.1f, p99 %.1f ms)",
 			 storm_policies[i], r, res->storm.max, STORM_BUDGET_MS, res->calm.max,
 			 res->storm.p50, res->storm.p99);
@@ -2020,13 +2032,13 @@ static void summarize(void)
 	/* 5. memory. */
 	for (m = 0; m < NR_MEMS; m++) {
 		snprintf(id, sizeof(id), "5-mem-per-page-%s", mem_names[m]);
-		add_goal(id, mem_per_page[m], GOAL_PER_PAGE,
+		add_goal("mem", id, mem_per_page[m], GOAL_PER_PAGE,
 			 "%s pins of >= 64 pages: %.3f bytes/page beyond the page array (worst at %zu pages)",
 			 mem_names[m], mem_per_page[m], mem_per_page_at[m]);
 	}
 	for (m = 0; m < NR_MEMS; m++) {
 		snprintf(id, sizeof(id), "5-mem-per-pin-%s", mem_names[m]);
-		add_goal(id, mem_fixed[m], GOAL_PER_PIN,
+		add_goal("mem", id, mem_fixed[m], GOAL_PER_PIN,
 			 "%s: %.1f bytes per pin beyond the page array (%zu one-page pins)",
 			 mem_names[m], mem_fixed[m], mem_res[m][0].pins);
 	}
@@ -2034,11 +2046,11 @@ static void summarize(void)
 		struct wb_res *u = &scale_fsync[0][last], *p = &scale_fsync[1][last];
 
 		r = (p->dip - u->dip) / MiB;
-		add_goal("5-wb-inflight", r, GOAL_INFLIGHT,
+		add_goal("scale_fsync", "5-wb-inflight", r, GOAL_INFLIGHT,
 			 "memory in flight, fsync of %zu MiB: bounce %.1f MiB beyond unpinned (MemFree dip %.1f vs %.1f MiB; io_inflight_peak %lld vs %lld folios)",
 			 mib[last], r, p->dip / MiB, u->dip / MiB, p->inflight, u->inflight);
 	} else {
-		add_goal("5-wb-inflight", NAN, GOAL_INFLIGHT, "not measured");
+		add_goal("scale_fsync", "5-wb-inflight", NAN, GOAL_INFLIGHT, "not measured");
 	}
 	/* 6. scale. */
 	for (m = 0; m < ARRAY_SIZE(scale_mems); m++) {
@@ -2047,13 +2059,13 @@ static void summarize(void)
 
 		snprintf(id, sizeof(id), "6-scale-pin-%s", mem_names[scale_mems[m]]);
 		r = hi->pin_norm.p50 / lo->pin_norm.p50;
-		add_goal(id, r, GOAL_FLAT,
+		add_goal("scale_pins", id, r, GOAL_FLAT,
 			 "%s pin with %zu live pins: %.2fx of with %zu, each per START+STOP next to it (%.3f vs %.3f; %.0f vs %.0f ns)",
 			 mem_names[scale_mems[m]], live_levels[NR_LEVELS - 1], r, live_levels[0],
 			 hi->pin_norm.p50, lo->pin_norm.p50, hi->pin.p50, lo->pin.p50);
 		snprintf(id, sizeof(id), "6-scale-unpin-%s", mem_names[scale_mems[m]]);
 		r = hi->unpin_norm.p50 / lo->unpin_norm.p50;
-		add_goal(id, r, GOAL_FLAT,
+		add_goal("scale_pins", id, r, GOAL_FLAT,
 			 "%s unpin with %zu live pins: %.2fx of with %zu, each per START+STOP next to it (%.3f vs %.3f; %.0f vs %.0f ns)",
 			 mem_names[scale_mems[m]], live_levels[NR_LEVELS - 1], r, live_levels[0],
 			 hi->unpin_norm.p50, lo->unpin_norm.p50, hi->unpin.p50, lo->unpin.p50);
@@ -2067,7 +2079,7 @@ static void summarize(void)
 
 		snprintf(id, sizeof(id), "6-scale-fsync-%s", wb_cases[scale_wb[c]].id);
 		r = hi->ms.n && lo->ms.n ? (hi->ms.p50 / mib[last]) / (lo->ms.p50 / mib[ref]) : NAN;
-		add_goal(id, r, GOAL_FLAT,
+		add_goal("scale_fsync", id, r, GOAL_FLAT,
 			 "fsync %s, time per MiB at %zu MiB: %.2fx of at %zu MiB (%.2f vs %.2f ms/MiB)",
 			 wb_cases[scale_wb[c]].id, mib[last], r, mib[ref],
 			 hi->ms.p50 / mib[last], lo->ms.p50 / mib[ref]);
@@ -2149,7 +2161,7 @@ int main(int argc, char **argv)
 	printf("pinwb_bench (%s mode): page size %zu, MemAvailable %llu MiB, CSV %s\n",
 	       b.quick ? "quick" : "full", b.psz, meminfo_bytes("MemAvailable") / MiB, b.csv_path);
 
-#define SECTION(name) do { if (!b.only || !strcmp(b.only, #name)) section_##name(); } while (0)
+#define SECTION(name) do { if (section_runs(#name)) section_##name(); } while (0)
 	section_env();
 	SECTION(pin);
 	SECTION(fixed);
