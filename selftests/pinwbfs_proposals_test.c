@@ -425,7 +425,12 @@ TEST_F_TIMEOUT(mirror, the_device_writes_through_writeback, 120)
 		usleep(5000);
 		EXPECT_EQ(0, fsync(self->fd) ? -errno : 0);
 		n = pinwbfs_read_store(self->fd, self->store, len, 0);
-		if (n < 0)
+		if (n >= 0 && n < (ssize_t)len) {
+			/* A read stops short of a page that fails its checksum: the next one says EIO. */
+			ASSERT_EQ(-1, pinwbfs_read_store(self->fd, self->store + n, len - n, n))
+				TH_LOG("read_store stopped at %zd of %zu", n, len);
+		}
+		if (n < (ssize_t)len)
 			n = -errno;
 		/* EIO: a page stored torn, caught by its checksum. */
 		ASSERT_TRUE(n == (ssize_t)len || n == -EIO) TH_LOG("read_store: %zd", n);
